@@ -1,0 +1,59 @@
+"""Config: presets, dotted overrides, strict keys, ranges."""
+
+import pytest
+
+from vqvae.config import build, load_config, parse_overrides, preset_for, presets
+from vqvae.errors import ConfigError
+
+
+def test_every_preset_builds():
+    for name in presets():
+        cfg = load_config(name, None)
+        assert cfg.arch == "vqvae"
+
+
+def test_dataset_picks_its_preset():
+    assert preset_for("fashion-mnist") == "fashion-mnist"
+    assert preset_for("FMNIST") == "fashion-mnist"
+    assert preset_for("cifar10") == "cifar10"
+    assert preset_for("/some/folder") == "default"
+    cfg = load_config(None, "cifar10")
+    assert (cfg.model.hidden, cfg.model.codebook_size, cfg.model.likelihood, cfg.train.lr, cfg.train.batch_size) == (256, 512, "categorical", 2e-4, 128)
+
+
+def test_dotted_overrides_are_typed():
+    cfg = load_config("tiny", None, ["--train.lr=3e-4", "--model.codebook_size=64", "--model.kmeans_init=false", "--data.root=/x"])
+    assert cfg.train.lr == 3e-4 and isinstance(cfg.train.lr, float)
+    assert cfg.model.codebook_size == 64 and cfg.model.kmeans_init is False and cfg.data.root == "/x"
+    assert parse_overrides(["model.quantizer=vq"]) == {"model": {"quantizer": "vq"}}
+
+
+def test_unknown_key_lists_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown config key train\.lrr; valid keys: .*train\.lr"):
+        load_config("tiny", None, ["--train.lrr=1"])
+    with pytest.raises(ConfigError, match="unknown config section"):
+        build({"optim": {}})
+
+
+@pytest.mark.parametrize("item,msg", [
+    ("--train.lr=5", "train.lr"),
+    ("--train.batch_size=0", "batch_size"),
+    ("--model.decay=1.5", "decay"),
+    ("--model.quantizer=foo", "quantizer"),
+    ("--train.steps=abc", "expects int"),
+    ("--model.likelihood=laplace", "likelihood"),
+    ("--train.amp=fp8", "amp"),
+])
+def test_out_of_range_values(item, msg):
+    with pytest.raises(ConfigError, match=msg):
+        load_config("tiny", None, [item])
+
+
+def test_malformed_override():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_overrides(["lr=3"])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nope.yaml", None)

@@ -1,0 +1,197 @@
+"""Quantizers against independent oracles: numpy float64 search, hand-written EMA maths."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vqvae.quantizers import VectorQuantizer, VectorQuantizerEMA, kmeans, nearest_code, perplexity_of
+
+
+def oracle_argmin(x: np.ndarray, e: np.ndarray):
+    d = ((x[:, None, :].astype(np.float64) - e[None].astype(np.float64)) ** 2).sum(-1)
+    srt = np.sort(d, axis=1)
+    return d.argmin(1), d, srt[:, 1] - srt[:, 0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 300), k=st.integers(2, 200), d=st.integers(1, 40), chunk=st.integers(1, 64), seed=st.integers(0, 2**16))
+def test_nearest_code_matches_float64_oracle(n, k, d, chunk, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g) * 3
+    e = torch.randn(k, d, generator=g)
+    got = nearest_code(x, e, chunk_size=chunk).numpy()
+    want, dist, gap = oracle_argmin(x.numpy(), e.numpy())
+    clear = gap > 1e-3 * (1 + dist.min(1))  # away from fp32 near-ties the answer is exact
+    assert (got[clear] == want[clear]).all()
+    # and where it differs, the chosen code is (numerically) as close as the best
+    rows = np.arange(n)
+    assert np.allclose(dist[rows, got], dist[rows, want], rtol=1e-4, atol=1e-4)
+
+
+def test_nearest_code_is_fp32_under_autocast_and_chunk_invariant():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1000, 32, generator=g)
+    e = torch.randn(300, 32, generator=g)
+    ref = nearest_code(x, e, chunk_size=1000)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(nearest_code(x.bfloat16().float(), e), nearest_code(x.bfloat16().float(), e, chunk_size=7))
+        assert torch.equal(nearest_code(x, e, chunk_size=13), ref)
+
+
+def test_nearest_code_buffer_is_bounded(monkeypatch):
+    """The distance buffer is (chunk, K), never (N, K)."""
+    import vqvae.quantizers as q
+
+    shapes = []
+    real_empty = torch.empty
+
+    def spy(*size, **kw):
+        t = real_empty(*size, **kw)
+        shapes.append(tuple(t.shape))
+        return t
+
+    monkeypatch.setattr(q.torch, "empty", spy)
+    monkeypatch.setattr(q, "_CHUNK_BYTES", 4 * 100 * 50)  # 50 rows of K = 100
+    nearest_code(torch.randn(5000, 8), torch.randn(100, 8))
+    assert max(s[0] * (s[1] if len(s) > 1 else 1) for s in shapes if len(s) == 2) <= 50 * 100
+
+
+@pytest.mark.parametrize("cls", [VectorQuantizer, VectorQuantizerEMA])
+@pytest.mark.parametrize("shape", [(2, 8, 5, 7), (3, 8, 11)])
+def test_quantizer_output_contract(cls, shape):
+    torch.manual_seed(0)
+    q = cls(codebook_size=16, embedding_dim=8)
+    z = torch.randn(*shape, requires_grad=True)
+    codebook_before = q.codebook.detach().clone()
+    out = q(z)
+    assert out.z_q.shape == z.shape
+    assert out.indices.shape == (shape[0], *shape[2:]) and out.indices.dtype == torch.int64
+    assert out.usage.shape == (16,) and out.usage.sum().item() == np.prod(shape) / shape[1]
+    # indices are the float64 nearest codes of the codebook used for the assignment
+    flat = z.detach().movedim(1, -1).reshape(-1, 8).numpy()
+    want, _, _ = oracle_argmin(flat, codebook_before.numpy())
+    assert (out.indices.flatten().numpy() == want).all()
+    # z_q's forward value is those codes
+    codes = codebook_before[out.indices].movedim(-1, 1)
+    assert torch.allclose(out.z_q.detach(), codes, atol=1e-6)
+    # straight-through: d z_q / d z = identity
+    z.grad = None
+    (out.z_q * torch.arange(out.z_q.numel()).reshape(z.shape)).sum().backward(retain_graph=True)
+    assert torch.equal(z.grad, torch.arange(z.numel()).reshape(z.shape).float())
+    assert 1.0 <= out.perplexity.item() <= 16.0 + 1e-4
+
+
+def test_vq_loss_terms_and_gradients():
+    torch.manual_seed(0)
+    q = VectorQuantizer(codebook_size=10, embedding_dim=4, commitment_cost=0.25)
+    z = torch.randn(2, 4, 3, 3, requires_grad=True)
+    out = q(z)
+    e = q.embedding.detach()[out.indices].movedim(-1, 1)
+    mse = ((z.detach() - e) ** 2).mean()
+    assert torch.allclose(out.codebook_loss, mse) and torch.allclose(out.commitment_loss, mse)
+    assert torch.allclose(out.loss, 1.25 * mse)
+    out.loss.backward()
+    # encoder gets beta * d/dz mse only (the codebook term is stopped)
+    assert torch.allclose(z.grad, 0.25 * 2 * (z.detach() - e) / z.numel(), atol=1e-7)
+    # codebook gets d/de ||sg[z] - e||^2 only on used rows
+    used = torch.zeros(10, dtype=torch.bool)
+    used[out.indices.flatten()] = True
+    assert (q.embedding.grad[~used] == 0).all() and (q.embedding.grad[used].abs().sum(1) > 0).all()
+
+
+def test_ema_update_matches_hand_computation():
+    torch.manual_seed(0)
+    k, d, gamma, eps = 6, 3, 0.9, 1e-5
+    q = VectorQuantizerEMA(k, d, decay=gamma, epsilon=eps)
+    count0, weight0 = q.ema_count.clone(), q.ema_weight.clone()
+    z = torch.randn(4, d, 5)
+    out = q(z)
+    flat = z.movedim(1, -1).reshape(-1, d).numpy().astype(np.float64)
+    idx = out.indices.flatten().numpy()
+    n = np.bincount(idx, minlength=k)
+    s = np.zeros((k, d))
+    np.add.at(s, idx, flat)
+    count = gamma * count0.numpy() + (1 - gamma) * n
+    weight = gamma * weight0.numpy() + (1 - gamma) * s
+    tot = count.sum()
+    smoothed = (count + eps) / (tot + k * eps) * tot
+    np.testing.assert_allclose(q.ema_count.numpy(), count, rtol=1e-5)
+    np.testing.assert_allclose(q.embedding.numpy(), weight / smoothed[:, None], rtol=1e-4, atol=1e-6)
+    assert out.loss.item() == pytest.approx(0.25 * out.commitment_loss.item())
+    # eval mode never changes the codebook
+    q.eval()
+    before = q.embedding.clone()
+    q(z)
+    assert torch.equal(before, q.embedding)
+
+
+def test_ema_codebook_converges_to_cluster_means():
+    torch.manual_seed(0)
+    centres = torch.tensor([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0]])
+    q = VectorQuantizerEMA(3, 2, decay=0.9, kmeans_init=True)
+    for _ in range(100):
+        x = centres[torch.randint(3, (256,))] + 0.1 * torch.randn(256, 2)
+        q(x.t().reshape(1, 2, 256))
+    got = q.embedding[q.embedding[:, 0].argsort()]
+    want = centres[centres[:, 0].argsort()]
+    assert torch.allclose(got, want, atol=0.05)
+
+
+def test_kmeans_init_and_dead_code_restart():
+    torch.manual_seed(0)
+    k, d = 32, 4
+    q = VectorQuantizerEMA(k, d, kmeans_init=True, restart_after=3)
+    q.train()
+    data = torch.randn(1, d, 2000) + 10.0  # far from the random init
+    assert q.initialized.item() == 0
+    q(data)
+    assert q.initialized.item() == 1
+    assert (q.embedding.mean(1) > 5).all(), "k-means centres come from the data"
+    # make codes 0..3 dead: move them far away; they must be re-seeded from the batch
+    with torch.no_grad():
+        q.embedding[:4] = -100.0
+        q.ema_weight[:4] = -100.0
+    for _ in range(4):
+        out = q(data)
+    assert (q.embedding[:4].mean(1) > 5).all(), "dead codes were re-seeded from encoder outputs"
+    # consistent EMA state: embedding == ema_weight / smoothed count right after a restart
+    assert torch.equal(q.steps_unused[:4], torch.zeros(4, dtype=torch.int32)) or (q.steps_unused[:4] < 3).all()
+    assert out.usage.sum() == 2000
+
+
+def test_restart_resets_ema_state_consistently():
+    q = VectorQuantizerEMA(8, 2)
+    vec = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    q._set_codes(torch.tensor([1, 5]), vec)
+    assert torch.equal(q.embedding[[1, 5]], vec)
+    assert torch.equal(q.ema_weight[[1, 5]] / q.ema_count[[1, 5], None], vec)
+
+
+def test_kmeans_recovers_separated_clusters():
+    g = torch.Generator().manual_seed(1)
+    centres = torch.randn(5, 3, generator=g) * 20
+    x = centres.repeat(100, 1) + torch.randn(500, 3, generator=g) * 0.1
+    found = kmeans(x, 5, iters=20, generator=g)
+    d = torch.cdist(found, centres).min(1).values
+    assert (d < 1.0).sum() >= 4  # Lloyd may merge at most one pair from a bad seed
+
+
+def test_lookup_rejects_out_of_range():
+    q = VectorQuantizer(8, 3)
+    with pytest.raises(ValueError, match=r"\[0, 8\)"):
+        q.lookup(torch.tensor([[8]]))
+    got = q.lookup(torch.tensor([[1, 2]]))  # (B, T) -> (B, D, T)
+    assert got.shape == (1, 3, 2) and torch.equal(got[0, :, 1], q.embedding[2].detach())
+
+
+def test_perplexity_bounds():
+    assert perplexity_of(torch.ones(16)).item() == pytest.approx(16)
+    assert perplexity_of(torch.tensor([5.0, 0, 0])).item() == pytest.approx(1)
+
+
+def test_input_shape_errors():
+    q = VectorQuantizer(8, 4)
+    with pytest.raises(ValueError, match="channel-first"):
+        q(torch.randn(2, 3, 5))

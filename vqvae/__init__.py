@@ -1,0 +1,1 @@
+"""vqvae: neural discrete representation learning."""

@@ -1,0 +1,3 @@
+from vqvae.cli import main_entry
+
+main_entry()

@@ -1,0 +1,161 @@
+"""What each CLI command does, as plain functions (``vqvae.cli`` only parses).
+
+Each takes already-parsed arguments, raises :class:`~vqvae.errors.VQVAEError`
+for user mistakes, and prints its results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vqvae import checkpoint, inference, plots
+from vqvae.config import load_config, merge, parse_overrides
+from vqvae.data import ImageSet, load_images, read_image, write_image
+from vqvae.errors import VQVAEError
+
+
+def _load_split(cfg, split: str) -> ImageSet:
+    d = cfg.data
+    return load_images(d.name, split, root=d.root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
+
+
+def write_report(run_dir: Path, model, test: ImageSet, n: int = 32) -> dict:
+    """Reconstruction grid, codebook-usage plot and loss curves of a run."""
+    run_dir = Path(run_dir)
+    x = test.images[:n]
+    plots.save_reconstructions(x, inference.reconstruct(model, x), run_dir / "reconstructions.png")
+    counts = inference.code_counts(model, test.images)
+    plots.save_codebook_usage(counts, run_dir / "codebook_usage.png", title=f"{test.name} test")
+    if (run_dir / "metrics.jsonl").is_file():
+        plots.save_loss_curves(run_dir / "metrics.jsonl", run_dir / "loss_curves.png")
+    return {"reconstructions": str(run_dir / "reconstructions.png"), "codebook_usage": str(run_dir / "codebook_usage.png")}
+
+
+def train(data: str | None, config: str | None, out: str | None, steps: int | None, minutes: float | None, resume: bool,
+          data_root: str | None, overrides: list[str], progress: bool = True) -> dict:
+    from vqvae.train import Trainer
+
+    over = parse_overrides(overrides)
+    if steps is not None:
+        over = merge(over, {"train": {"steps": steps}})
+    if minutes is not None:
+        over = merge(over, {"train": {"minutes": minutes}})
+    if data_root:
+        over = merge(over, {"data": {"root": data_root}})
+    if resume:
+        if not out:
+            raise VQVAEError("--resume needs --out RUN (the run directory to continue)")
+        run_dir = Path(out)
+        base = checkpoint.load_config(run_dir)
+        if set(over) - {"train", "data"} or set(over.get("data", {})) - {"root"}:
+            raise VQVAEError("when resuming only train.* settings and --data-root can change")
+        from vqvae.config import build
+
+        cfg = build(merge(base.to_dict(), over))
+    else:
+        cfg = load_config(config, data, over)
+        run_dir = Path(out or f"runs/{Path(cfg.data.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if (run_dir / checkpoint.STATE).exists():
+            raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
+    train_set, test_set = _load_split(cfg, "train"), _load_split(cfg, "test")
+    trainer = Trainer(cfg, run_dir, train_set, test_set, resume=resume, progress=progress)
+    print(f"training {cfg.arch} on {train_set.name} ({len(train_set)} train / {len(test_set)} test) on {trainer.device} -> {run_dir}")
+    final = trainer.fit()
+    write_report(run_dir, trainer.model.eval(), test_set)
+    checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
+    print(_summary(final))
+    return final
+
+
+def _summary(m: dict) -> str:
+    return (f"step {m.get('step', '?')}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, codebook used {m['usage_pct']:.1f}% "
+            f"({m['dead_codes']} dead), perplexity {m['perplexity']:.1f}, {m['bits_per_dim']:.3f} bits/dim (uniform prior)")
+
+
+def evaluate(run: str, data: str | None, data_root: str | None, split: str, as_json: bool) -> dict:
+    cfg, model = checkpoint.load_run(run)
+    if data:
+        cfg.data.name = data
+    if data_root:
+        cfg.data.root = data_root
+    ds = _load_split(cfg, split)
+    if ds.channels != cfg.model.in_channels:
+        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {cfg.model.in_channels}")
+    m = inference.evaluate(model, ds.images, desc="eval")
+    m = {"run": str(run), "data": ds.name, "split": split, **m}
+    print(json.dumps(m, indent=2) if as_json else _summary(m))
+    return m
+
+
+def reconstruct(run: str, images: list[str], out_dir: str) -> list[Path]:
+    cfg, model = checkpoint.load_run(run)
+    out = Path(out_dir)
+    written = []
+    for p in images:
+        x = read_image(p, channels=cfg.model.in_channels)
+        y = inference.reconstruct(model, x[None])[0]
+        dest = out / (Path(p).stem + ".png")
+        write_image(dest, y)
+        written.append(dest)
+        print(f"{p} -> {dest}")
+    return written
+
+
+def encode(run: str, data: str | None, data_root: str | None, split: str, out: str) -> Path:
+    cfg, model = checkpoint.load_run(run)
+    if data:
+        cfg.data.name = data
+    if data_root:
+        cfg.data.root = data_root
+    ds = _load_split(cfg, split)
+    if ds.channels != cfg.model.in_channels:
+        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {cfg.model.in_channels}")
+    codes = inference.encode(model, ds.images, desc="encode")
+    dtype = np.int16 if cfg.model.codebook_size <= 2**15 else np.int32
+    dest = Path(out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    np.save(dest, codes.astype(dtype))
+    msg = f"{codes.shape[0]} code maps {codes.shape[1:]} -> {dest}"
+    if ds.labels is not None:
+        lab = dest.with_name(dest.stem + ".labels.npy")
+        np.save(lab, ds.labels.numpy())
+        msg += f", labels -> {lab}"
+    print(msg)
+    return dest
+
+
+def decode(run: str, codes_path: str, out_dir: str, grid: str | None = None) -> Path:
+    cfg, model = checkpoint.load_run(run)
+    p = Path(codes_path)
+    if not p.is_file():
+        raise VQVAEError(f"codes file {p} not found")
+    try:
+        codes = np.load(p, allow_pickle=False)
+    except ValueError as e:
+        raise VQVAEError(f"{p} is not a .npy array of codes ({e})") from None
+    if codes.ndim == 2:
+        codes = codes[None]
+    if codes.ndim != 3 or not np.issubdtype(codes.dtype, np.integer):
+        raise VQVAEError(f"{p}: expected integer code maps (N, h, w), got {codes.dtype} {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= cfg.model.codebook_size):
+        raise VQVAEError(f"{p}: codes must lie in [0, {cfg.model.codebook_size}), got [{codes.min()}, {codes.max()}]")
+    images = inference.decode(model, codes, desc="decode")
+    out = Path(out_dir)
+    for i, img in enumerate(images):
+        write_image(out / f"{i:06d}.png", img)
+    if grid:
+        plots.save_grid(images[:64], grid, scale=max(1, 64 // images.shape[-1]))
+    print(f"{len(images)} images -> {out}")
+    return out
+
+
+def demo(out: str, minutes: float, data_root: str | None) -> dict:
+    """Train the Fashion-MNIST preset for a few minutes and write its pictures and metrics."""
+    final = train("fashion-mnist", None, out, None, minutes, False, data_root, [])
+    print(f"demo done: see {out}/reconstructions.png, {out}/codebook_usage.png, {out}/loss_curves.png, {out}/eval.json")
+    return final
+

@@ -1,0 +1,1 @@
+"""Network building blocks: residual stacks and the image encoder/decoder."""

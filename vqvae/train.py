@@ -1,0 +1,217 @@
+"""A plain PyTorch training loop (nanoGPT style), split into a testable Trainer.
+
+Data sets are small, so they live in memory as uint8 tensors on the training
+device and batches are gathered by index: no DataLoader, never input-bound.
+Batch ``s`` is a deterministic function of ``(seed, s)`` (a fresh permutation
+per epoch), so a resumed run sees exactly the batches an uninterrupted one
+would; together with the saved optimizer and RNG state, resuming reproduces
+the uninterrupted run bit for bit on CPU.
+
+Logs go to ``metrics.jsonl`` (one JSON object per line, ``kind`` = train or
+eval) and TensorBoard (``tb/``). Checkpoints are written every
+``train.ckpt_every`` steps, every ``train.ckpt_minutes`` minutes and at the
+end, atomically (:mod:`vqvae.checkpoint`). A non-finite loss stops the run
+before anything is written, keeping the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from vqvae import checkpoint, dist
+from vqvae.config import RunConfig
+from vqvae.data import ImageSet
+from vqvae.errors import TrainingDiverged, VQVAEError
+from vqvae.inference import evaluate
+from vqvae.models import create_model
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise VQVAEError(f"train.device={name} but CUDA is not available; use auto or cpu")
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class BatchSampler:
+    """Batch ``step`` = slice of a per-epoch permutation seeded by ``(seed, epoch)``."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.bs, self.seed = n, min(batch_size, n), seed
+        self.per_epoch = n // self.bs
+        self._epoch, self._perm = -1, None
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._epoch = torch.randperm(self.n, generator=g), epoch
+        return self._perm[i * self.bs : (i + 1) * self.bs]
+
+
+class Trainer:
+    """Trains ``cfg.arch`` on ``train_set``, evaluating on ``test_set``, in ``run_dir``."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, train_set: ImageSet, test_set: ImageSet, resume: bool = False, progress: bool = True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = pick_device(t.device)
+        if cfg.model.in_channels == 0:
+            cfg.model.in_channels = train_set.channels
+        if cfg.model.in_channels != train_set.channels:
+            raise VQVAEError(f"model.in_channels={cfg.model.in_channels} but {train_set.name} images have {train_set.channels} channels")
+        f = cfg.model.downsampling
+        h, w = train_set.image_size
+        if h % f or w % f:
+            raise VQVAEError(f"{train_set.name} images are {h}x{w}, not divisible by the downsampling {f}: set data.image_size or model.num_downsamples")
+        torch.manual_seed(t.seed)
+        self.model = create_model(cfg.arch, cfg.model).to(self.device)
+        fused = self.device.type == "cuda"
+        opt_cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
+        self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
+        self.train_x = train_set.images.to(self.device)
+        self.test_x = test_set.images.to(self.device)
+        self.sampler = BatchSampler(len(train_set), t.batch_size, t.seed)
+        self.step = 0
+        self.best_eval: dict = {}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and (self.run_dir / checkpoint.STATE).is_file():
+            self.step, extra = checkpoint.load_train_state(self.run_dir, self.model, self.optimizer)
+            self._truncate_metrics(self.step)
+        elif resume:
+            tqdm.write(f"no training state in {self.run_dir}; starting from step 0")
+        if dist.is_main():
+            checkpoint.save_config(self.run_dir, cfg)
+        self._writer = None
+
+    # -- helpers -----------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        t = self.cfg.train
+        if t.warmup_steps and step < t.warmup_steps:
+            return t.lr * (step + 1) / t.warmup_steps
+        if t.lr_schedule == "cosine":
+            frac = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
+            return t.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+        return t.lr
+
+    def _autocast(self):
+        if self.cfg.train.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def batch(self, step: int) -> torch.Tensor:
+        x = self.train_x[self.sampler.indices(step).to(self.device)]
+        if self.cfg.data.hflip:
+            g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + step)
+            flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(self.device)
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x
+
+    def _log(self, record: dict) -> None:
+        if not dist.is_main():
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+        for k, v in record.items():
+            if k not in ("step", "kind") and isinstance(v, (int, float)):
+                self._writer.add_scalar(f"{record['kind']}/{k}", v, record["step"])
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop log lines written after the checkpoint we resume from."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+            checkpoint.atomic_write(path, "".join(ln + "\n" for ln in keep).encode())
+
+    def save(self) -> None:
+        if dist.is_main():
+            checkpoint.save_train_state(self.run_dir, self.model, self.optimizer, self.step)
+            checkpoint.save_model(self.run_dir, self.model, self.step)
+
+    # -- the loop ----------------------------------------------------------
+    def train_step(self, x: torch.Tensor) -> dict:
+        self.model.train()
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr_at(self.step)
+        with self._autocast():
+            out = self.model(x)
+        loss = out.loss
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {self.step}; stopped, the last good checkpoint in {self.run_dir} is kept (resume with a lower train.lr)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        with torch.no_grad():
+            mse = _batch_mse(self.model, out, x)
+        return {
+            "loss": loss.item(),
+            "recon_loss": out.recon_loss.item(),
+            "commitment": out.vq.commitment_loss.item(),
+            "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+            "perplexity": out.vq.perplexity.item(),
+            "lr": self.lr_at(self.step - 1),
+        }
+
+    def evaluate(self, max_images: int = 0) -> dict:
+        x = self.test_x[:max_images] if max_images else self.test_x
+        return evaluate(self.model, x, self.cfg.train.batch_size)
+
+    def fit(self) -> dict:
+        """Train until ``train.steps`` or ``train.minutes``; returns the final test metrics."""
+        t = self.cfg.train
+        start = time.monotonic()
+        last_ckpt = start
+        deadline = start + 60 * t.minutes if t.minutes else float("inf")
+        bar = tqdm(total=t.steps, initial=self.step, desc="train", disable=not (self.progress and dist.is_main()), dynamic_ncols=True)
+        try:
+            while self.step < t.steps and time.monotonic() < deadline:
+                logs = self.train_step(self.batch(self.step))
+                bar.update(1)
+                if self.step % t.log_every == 0 or self.step == 1:
+                    bar.set_postfix(loss=f"{logs['loss']:.4f}", psnr=f"{logs['psnr']:.2f}", ppl=f"{logs['perplexity']:.0f}")
+                    self._log({"kind": "train", "step": self.step, "time": time.monotonic() - start, **logs})
+                if t.eval_every and self.step % t.eval_every == 0:
+                    self._log({"kind": "eval", "step": self.step, **self.evaluate(t.eval_images)})
+                now = time.monotonic()
+                if self.step % t.ckpt_every == 0 or now - last_ckpt > 60 * t.ckpt_minutes:
+                    self.save()
+                    last_ckpt = now
+        finally:
+            bar.close()
+        self.save()
+        final = {"kind": "eval", "step": self.step, "final": True, "train_seconds": time.monotonic() - start, **self.evaluate()}
+        self._log(final)
+        if self._writer is not None:
+            self._writer.close()
+        return final
+
+
+def _batch_mse(model, out, x) -> float:
+    """MSE in [0, 1] scale of this batch's training reconstructions (for the progress bar)."""
+    from vqvae import losses
+
+    y = losses.reconstruct(model.config.likelihood, out.out.detach())
+    return (((y.float() - x.float()) / 255.0) ** 2).mean().item()
