@@ -81,15 +81,16 @@ def _state_dict_bytes(tensors: dict[str, torch.Tensor], meta: dict) -> bytes:
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and our JSON metadata from one read of a safetensors file (no pickle involved)."""
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
     try:
-        from safetensors import safe_open
-
-        tensors = st_load(path.read_bytes())
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("vqvae", "{}"))
-    except (SafetensorError, json.JSONDecodeError, ValueError, OSError) as e:
+        raw = path.read_bytes()
+        tensors = st_load(raw)
+        n = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8 : 8 + n])
+        meta = json.loads((header.get("__metadata__") or {}).get("vqvae", "{}"))
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, ValueError, OSError) as e:
         raise CheckpointError(f"{path} is truncated or not a safetensors file ({e})") from None
     return tensors, meta
 

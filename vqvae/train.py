@@ -147,7 +147,7 @@ class Trainer:
             checkpoint.save_model(self.run_dir, self.model, self.step)
 
     # -- the loop ----------------------------------------------------------
-    def train_step(self, x: torch.Tensor) -> dict:
+    def train_step(self, x: torch.Tensor, with_psnr: bool = True) -> dict:
         self.model.train()
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr_at(self.step)
@@ -164,16 +164,12 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
         self.step += 1
-        with torch.no_grad():
-            mse = _batch_mse(self.model, out, x)
-        return {
-            "loss": loss.item(),
-            "recon_loss": out.recon_loss.item(),
-            "commitment": out.vq.commitment_loss.item(),
-            "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
-            "perplexity": out.vq.perplexity.item(),
-            "lr": self.lr_at(self.step - 1),
-        }
+        logs = {"loss": loss.item(), "recon_loss": out.recon_loss.item(), "commitment": out.vq.commitment_loss.item(),
+                "perplexity": out.vq.perplexity.item(), "lr": self.lr_at(self.step - 1)}
+        if with_psnr:  # the categorical mean needs a softmax over 256 bins: only on logging steps
+            with torch.no_grad():
+                logs["psnr"] = 10 * math.log10(1 / max(_batch_mse(self.model, out, x), 1e-12))
+        return logs
 
     def evaluate(self, max_images: int = 0) -> dict:
         x = self.test_x[:max_images] if max_images else self.test_x
@@ -188,9 +184,10 @@ class Trainer:
         bar = tqdm(total=t.steps, initial=self.step, desc="train", disable=not (self.progress and dist.is_main()), dynamic_ncols=True)
         try:
             while self.step < t.steps and time.monotonic() < deadline:
-                logs = self.train_step(self.batch(self.step))
+                log_now = (self.step + 1) % t.log_every == 0 or self.step == 0
+                logs = self.train_step(self.batch(self.step), with_psnr=log_now)
                 bar.update(1)
-                if self.step % t.log_every == 0 or self.step == 1:
+                if log_now:
                     bar.set_postfix(loss=f"{logs['loss']:.4f}", psnr=f"{logs['psnr']:.2f}", ppl=f"{logs['perplexity']:.0f}")
                     self._log({"kind": "train", "step": self.step, "time": time.monotonic() - start, **logs})
                 if t.eval_every and self.step % t.eval_every == 0:
@@ -199,6 +196,10 @@ class Trainer:
                 if self.step % t.ckpt_every == 0 or now - last_ckpt > 60 * t.ckpt_minutes:
                     self.save()
                     last_ckpt = now
+        except KeyboardInterrupt:
+            self.save()  # Ctrl-C keeps everything up to the last finished step
+            tqdm.write(f"interrupted at step {self.step}; saved, continue with --resume")
+            raise
         finally:
             bar.close()
         self.save()

@@ -1,0 +1,44 @@
+"""Shared fixtures' builders: tiny image sets and configs that train in a second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqvae.config import load_config
+from vqvae.data import ImageSet
+
+
+def blobs(n: int, size: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Smooth random images (uint8 (N, C, H, W)): learnable, unlike white noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = np.empty((n, channels, size, size), np.uint8)
+    for i in range(n):
+        cx, cy, r = rng.uniform(0.2, 0.8, 3)
+        for c in range(channels):
+            img = 255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (0.05 + 0.1 * r)) * rng.uniform(0.5, 1)
+            out[i, c] = img.clip(0, 255).astype(np.uint8)
+    return out
+
+
+def image_set(n: int = 64, size: int = 16, channels: int = 1, seed: int = 0) -> ImageSet:
+    x = blobs(n, size, channels, seed)
+    return ImageSet(torch.from_numpy(x), torch.arange(n) % 10, None, "blobs")
+
+
+def write_npy_data(folder: Path, size: int = 16, channels: int = 1) -> str:
+    """Write blobs_{train,test}.npy (+ labels) and return the dataset name for --data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", 96, 0), ("test", 24, 1)):
+        np.save(folder / f"blobs_{split}.npy", blobs(n, size, channels, seed))
+        np.save(folder / f"blobs_{split}.labels.npy", np.arange(n) % 10)
+    return str(folder / "blobs_{split}.npy")
+
+
+def tiny_config(**train):
+    cfg = load_config("tiny", None, {"train": {"eval_images": 16, "log_every": 1, **train}})
+    cfg.data.name = "blobs"
+    return cfg

@@ -1,0 +1,124 @@
+"""The Trainer: reproducible, resumable bit for bit, safe against NaN and kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import image_set, tiny_config, write_npy_data
+from vqvae import checkpoint
+from vqvae.errors import TrainingDiverged
+from vqvae.train import BatchSampler, Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _params(model) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _train(run_dir, steps, resume=False, **kw) -> Trainer:
+    cfg = tiny_config(steps=steps, eval_every=0, ckpt_every=1000, **kw)
+    tr = Trainer(cfg, run_dir, image_set(64), image_set(16, seed=1), resume=resume, progress=False)
+    tr.fit()
+    return tr
+
+
+def test_batch_sampler_covers_each_epoch_once():
+    s = BatchSampler(10, 3, seed=5)
+    epoch0 = torch.cat([s.indices(i) for i in range(3)])
+    assert len(set(epoch0.tolist())) == 9  # 3 full batches, no repeats
+    assert torch.equal(BatchSampler(10, 3, seed=5).indices(4), s.indices(4))
+    assert not torch.equal(BatchSampler(10, 3, seed=6).indices(0), s.indices(0))
+
+
+def test_same_seed_same_weights(tmp_path):
+    a = _params(_train(tmp_path / "a", 6).model)
+    b = _params(_train(tmp_path / "b", 6).model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = _params(_train(tmp_path / "c", 6, seed=1).model)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_equals_uninterrupted_bit_for_bit(tmp_path):
+    full = _train(tmp_path / "full", 8)
+    _train(tmp_path / "part", 3)
+    resumed = _train(tmp_path / "part", 8, resume=True)
+    assert resumed.step == 8
+    a, b = _params(full.model), _params(resumed.model)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    sa, sb = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for pid in sa:
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(sa[pid][name], sb[pid][name])
+    steps = [json.loads(line)["step"] for line in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "train"]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # no duplicated log lines after resume
+
+
+def test_run_directory_contents_and_loss_falls(tmp_path):
+    tr = _train(tmp_path / "r", 30)
+    names = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {"config.json", "model.safetensors", "train_state.safetensors", "metrics.jsonl", "tb"} <= names
+    logs = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in logs if r["kind"] == "train"]
+    assert train[-1]["recon_loss"] < train[0]["recon_loss"]
+    assert logs[-1]["final"] and {"psnr", "ssim", "usage_pct", "perplexity", "bits_per_dim"} <= set(logs[-1])
+    cfg, model = checkpoint.load_run(tmp_path / "r")
+    assert all(torch.equal(v, tr.model.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_nan_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypatch):
+    tr = Trainer(tiny_config(steps=10, ckpt_every=2, eval_every=0), tmp_path, image_set(64), image_set(16), progress=False)
+    real = tr.model.forward
+
+    def poisoned(x):
+        out = real(x)
+        if tr.step == 5:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(tr.model, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match="step 5"):
+        tr.fit()
+    cfg, model = checkpoint.load_run(tmp_path)
+    step, _ = checkpoint.load_train_state(tmp_path, model, torch.optim.Adam(model.parameters()))
+    assert step == 4 and all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_kill_9_mid_training_then_resume(tmp_path):
+    data = write_npy_data(tmp_path / "data")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "vqvae", "train", "--config", "tiny", "--data", data, "--out", str(run), "--steps", "100000",
+           "--no-progress", "--train.ckpt_every=1", "--train.eval_every=0", "--train.log_every=1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (run / checkpoint.STATE).exists():
+            time.sleep(0.1)
+        time.sleep(1.5)  # well into the loop, checkpointing every step
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert (run / checkpoint.STATE).exists()
+    cfg, model = checkpoint.load_run(run)  # readable after the kill
+    step, _ = checkpoint.load_train_state(run, model, torch.optim.Adam(model.parameters()))
+    assert step > 0
+    done = subprocess.run(cmd[:-4] + ["--steps", str(step + 3), "--resume"] + cmd[-3:], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not list(run.glob(".*.tmp"))
+    cfg, model = checkpoint.load_run(run)
+    step2, _ = checkpoint.load_train_state(run, model, torch.optim.Adam(model.parameters()))
+    assert step2 == step + 3
