@@ -7,6 +7,7 @@ for user mistakes, and prints its results.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -21,6 +22,19 @@ from vqvae.errors import VQVAEError
 def _load_split(cfg, split: str) -> ImageSet:
     d = cfg.data
     return load_images(d.name, split, root=d.root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
+
+
+def _run_and_split(run: str, data: str | None, data_root: str | None, split: str):
+    """A run's config and model, and a split of its dataset (or of ``data``, checked to fit the model)."""
+    cfg, model = checkpoint.load_run(run)
+    if data:
+        cfg.data.name = data
+    if data_root:
+        cfg.data.root = data_root
+    ds = _load_split(cfg, split)
+    if ds.channels != cfg.model.in_channels:
+        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {cfg.model.in_channels}")
+    return cfg, model, ds
 
 
 def write_report(run_dir: Path, model, test: ImageSet, n: int = 32) -> dict:
@@ -77,14 +91,7 @@ def _summary(m: dict) -> str:
 
 
 def evaluate(run: str, data: str | None, data_root: str | None, split: str, as_json: bool) -> dict:
-    cfg, model = checkpoint.load_run(run)
-    if data:
-        cfg.data.name = data
-    if data_root:
-        cfg.data.root = data_root
-    ds = _load_split(cfg, split)
-    if ds.channels != cfg.model.in_channels:
-        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {cfg.model.in_channels}")
+    _, model, ds = _run_and_split(run, data, data_root, split)
     m = inference.evaluate(model, ds.images, desc="eval")
     m = {"run": str(run), "data": ds.name, "split": split, **m}
     print(json.dumps(m, indent=2) if as_json else _summary(m))
@@ -106,14 +113,7 @@ def reconstruct(run: str, images: list[str], out_dir: str) -> list[Path]:
 
 
 def encode(run: str, data: str | None, data_root: str | None, split: str, out: str) -> Path:
-    cfg, model = checkpoint.load_run(run)
-    if data:
-        cfg.data.name = data
-    if data_root:
-        cfg.data.root = data_root
-    ds = _load_split(cfg, split)
-    if ds.channels != cfg.model.in_channels:
-        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {cfg.model.in_channels}")
+    cfg, model, ds = _run_and_split(run, data, data_root, split)
     codes = inference.encode(model, ds.images, desc="encode")
     dtype = np.int16 if cfg.model.codebook_size <= 2**15 else np.int32
     dest = Path(out)
@@ -154,8 +154,17 @@ def decode(run: str, codes_path: str, out_dir: str, grid: str | None = None) -> 
 
 
 def demo(out: str, minutes: float, data_root: str | None) -> dict:
-    """Train the Fashion-MNIST preset for a few minutes and write its pictures and metrics."""
-    final = train("fashion-mnist", None, out, None, minutes, False, data_root, [])
+    """Train the Fashion-MNIST preset for a few minutes and write its pictures and metrics.
+
+    The cosine schedule is sized to end in about ``minutes`` on a 2-core CPU
+    (~15 steps/s at batch 64); ``minutes`` also caps the run. Re-running replaces an earlier demo run.
+    """
+    run_dir = Path(out)
+    if (run_dir / checkpoint.STATE).exists():
+        checkpoint.load_config(run_dir)  # only ever delete a directory that is a vqvae run
+        shutil.rmtree(run_dir)
+        print(f"replacing the earlier demo run in {run_dir}")
+    steps = max(100, int(minutes * 60 * 15))
+    final = train("fashion-mnist", None, out, steps, None, False, data_root, [f"--train.minutes={minutes}"])
     print(f"demo done: see {out}/reconstructions.png, {out}/codebook_usage.png, {out}/loss_curves.png, {out}/eval.json")
     return final
-
