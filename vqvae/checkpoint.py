@@ -76,8 +76,22 @@ def load_config(run_dir: str | Path) -> config_mod.RunConfig:
 
 
 def _state_dict_bytes(tensors: dict[str, torch.Tensor], meta: dict) -> bytes:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    return st_save(tensors, metadata={"vqvae": json.dumps(meta)})
+    """safetensors bytes; tensors that are one tensor under several names (tied weights)
+    are stored once and listed in the metadata's ``aliases`` (safetensors refuses shared memory)."""
+    out: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for k, v in tensors.items():
+        key = (v.device, v.data_ptr(), v.dtype, tuple(v.shape), v.stride()) if v.numel() else None
+        if key in seen:
+            aliases[k] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = k
+        out[k] = v.detach().contiguous().cpu()
+    if aliases:
+        meta = {**meta, "aliases": aliases}
+    return st_save(out, metadata={"vqvae": json.dumps(meta)})
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -90,7 +104,9 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         n = int.from_bytes(raw[:8], "little")
         header = json.loads(raw[8 : 8 + n])
         meta = json.loads((header.get("__metadata__") or {}).get("vqvae", "{}"))
-    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, ValueError, OSError) as e:
+        for alias, target in meta.get("aliases", {}).items():
+            tensors[alias] = tensors[target]
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, ValueError, OSError, KeyError, AttributeError) as e:
         raise CheckpointError(f"{path} is truncated or not a safetensors file ({e})") from None
     return tensors, meta
 

@@ -7,9 +7,13 @@ name and the config, so any command can rebuild a model from a run.
 from __future__ import annotations
 
 from vqvae.errors import ConfigError
+from vqvae.models.classifier import Classifier, ClassifierConfig
+from vqvae.models.pixelcnn import PixelCNNConfig, PixelCNNPrior
+from vqvae.models.transformer import TransformerConfig, TransformerPrior
 from vqvae.models.vqvae import VQVAE, VQVAEConfig
 
-MODELS = {"vqvae": VQVAE}
+MODELS = {"vqvae": VQVAE, "classifier": Classifier, "pixelcnn": PixelCNNPrior, "transformer": TransformerPrior}
+TOKENIZERS = ("vqvae",)  # archs whose runs turn images into codes
 
 
 def model_class(name: str):
@@ -23,4 +27,5 @@ def create_model(name: str, config):
     return model_class(name)(config)
 
 
-__all__ = ["MODELS", "VQVAE", "VQVAEConfig", "create_model", "model_class"]
+__all__ = ["MODELS", "TOKENIZERS", "VQVAE", "VQVAEConfig", "Classifier", "ClassifierConfig", "PixelCNNPrior", "PixelCNNConfig",
+           "TransformerPrior", "TransformerConfig", "create_model", "model_class"]
