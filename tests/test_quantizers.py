@@ -195,3 +195,48 @@ def test_input_shape_errors():
     q = VectorQuantizer(8, 4)
     with pytest.raises(ValueError, match="channel-first"):
         q(torch.randn(2, 3, 5))
+
+
+# -- several codebooks per latent position (the paper's CIFAR 8x8x10) ----------
+@pytest.mark.parametrize("kind", ["vq", "ema"])
+def test_grouped_quantizer_matches_independent_slots(kind):
+    from vqvae.quantizers import GroupedQuantizer, make_quantizer
+
+    torch.manual_seed(0)
+    q = make_quantizer(kind, 8, 4, num_codebooks=3)
+    assert isinstance(q, GroupedQuantizer) and q.num_codebooks == 3
+    z = torch.randn(2, 12, 5, 5)
+    before = q.quantize(z)  # before the EMA update moves the codebook
+    out = q(z)
+    assert out.indices.shape == (2, 3, 5, 5) and out.usage.shape == (24,) and out.z_q.shape == z.shape
+    for g in range(3):  # oracle: each slot is a plain nearest-code search against its own codebook
+        cb = q.groups[g].codebook.detach().double().numpy()
+        zs = z[:, 4 * g : 4 * g + 4].movedim(1, -1).reshape(-1, 4).double().numpy()
+        if kind == "vq":
+            want = ((zs[:, None] - cb[None]) ** 2).sum(-1).argmin(1)
+            assert np.array_equal(out.indices[:, g].reshape(-1).numpy(), want)
+        assert out.usage[8 * g : 8 * g + 8].sum() == 50
+    assert torch.equal(before, out.indices)
+    q.eval()
+    assert torch.allclose(q.lookup(q.quantize(z)), q(z).z_q, atol=1e-6)
+    with pytest.raises(ValueError):
+        q(torch.randn(2, 8, 5, 5))
+    with pytest.raises(ValueError):
+        q.lookup(out.indices[:, :2])
+
+
+def test_vqvae_with_several_codebooks_roundtrip_and_eval():
+    from vqvae.inference import decode, encode, evaluate
+    from vqvae.models import VQVAE, VQVAEConfig
+
+    m = VQVAE(VQVAEConfig(in_channels=3, hidden=8, res_hidden=4, num_res_blocks=1, codebook_size=16, embedding_dim=4, num_codebooks=3))
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    codes = encode(m, x)
+    assert codes.shape == (4, 3, 4, 4) and m.config.code_shape(16, 16) == (3, 4, 4)
+    assert decode(m, codes).shape == x.shape
+    with pytest.raises(ValueError):
+        decode(m, codes[:, 0])
+    ev = evaluate(m, x)
+    assert 0 < ev["usage_pct"] <= 100 and ev["dead_codes"] == 48 - round(ev["usage_pct"] * 48 / 100)
+    # uniform prior: 3 slots x 16 positions x log2(16) bits over 3*16*16 sub-pixels
+    assert ev["bits_per_dim"] - ev["recon_bits_per_dim"] == pytest.approx(3 * 16 * 4 / (3 * 256))

@@ -41,8 +41,8 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 256, desc: str | Non
     model.eval()
     cfg = model.config
     dev = _device(model)
-    k = cfg.codebook_size
-    counts = torch.zeros(k, dtype=torch.float64, device=dev)
+    k, g = cfg.codebook_size, cfg.num_codebooks
+    counts = torch.zeros(g * k, dtype=torch.float64, device=dev)
     sq_err = ssim = loss = recon_bits = 0.0
     n = images.shape[0]
     for s in _batches(n, batch_size, desc):
@@ -52,7 +52,7 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 256, desc: str | Non
         sq_err += metrics.mse_per_image(y, x).sum().item()
         ssim += metrics.ssim_per_image(y, x).sum().item()
         loss += out.loss.item() * x.shape[0]
-        counts += torch.bincount(out.vq.indices.flatten(), minlength=k).double()
+        counts += torch.bincount(flat_code_ids(out.vq.indices, k, g), minlength=g * k).double()
         if cfg.likelihood == "categorical":
             recon_bits += losses.categorical_nll_bits(out.out, x).sum().item()
     model.train(was_training)
@@ -63,17 +63,19 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 256, desc: str | Non
         recon_bpd = recon_bits / (n * subpixels)
     else:
         recon_bpd = losses.gaussian_bits_per_subpixel(mse)
-    n_latents = (h // cfg.downsampling) * (w // cfg.downsampling)
+    n_latents = (h // cfg.downsampling) * (w // cfg.downsampling) * g
     used = int((counts > 0).sum())
-    p = counts / counts.sum()
-    ppl = math.exp(-(p[p > 0] * p[p > 0].log()).sum().item())
+    ppl = 0.0
+    for slot in counts.view(g, k):  # the mean of the slots' perplexities with G codebooks
+        p = slot[slot > 0] / slot.sum()
+        ppl += math.exp(-(p * p.log()).sum().item()) / g
     return {
         "mse": mse,
         "psnr": metrics.psnr_from_mse(mse),
         "ssim": ssim / n,
         "loss": loss / n,
-        "usage_pct": 100.0 * used / k,
-        "dead_codes": k - used,
+        "usage_pct": 100.0 * used / (g * k),
+        "dead_codes": g * k - used,
         "perplexity": ppl,
         "recon_bits_per_dim": recon_bpd,
         "bits_per_dim": losses.bits_per_dim(recon_bpd, n_latents, k, subpixels),
@@ -81,11 +83,20 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 256, desc: str | Non
     }
 
 
+def flat_code_ids(indices: torch.Tensor, k: int, g: int) -> torch.Tensor:
+    """Indices ``(B, h, w)`` or ``(B, G, h, w)`` -> flat ids in ``[0, G*K)`` (slot g's codes at g*K..)."""
+    if g == 1:
+        return indices.flatten()
+    offsets = (torch.arange(g, device=indices.device) * k).view(1, g, *([1] * (indices.ndim - 2)))
+    return (indices + offsets).flatten()
+
+
 @torch.no_grad()
 def code_counts(model, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """How often each code is used on ``images``, ``(K,)`` int64."""
-    codes = encode(model, images, batch_size)
-    return np.bincount(codes.ravel(), minlength=model.config.codebook_size)
+    """How often each code is used on ``images``, ``(G*K,)`` int64."""
+    k, g = model.config.codebook_size, model.config.num_codebooks
+    codes = torch.from_numpy(encode(model, images, batch_size))
+    return np.bincount(flat_code_ids(codes, k, g).numpy(), minlength=g * k)
 
 
 def pad_to_multiple(x: torch.Tensor, f: int) -> torch.Tensor:
@@ -99,7 +110,7 @@ def pad_to_multiple(x: torch.Tensor, f: int) -> torch.Tensor:
 
 @torch.no_grad()
 def encode(model, images: torch.Tensor, batch_size: int = 256, desc: str | None = None) -> np.ndarray:
-    """uint8 images -> code maps ``(N, h, w)`` as int64 numpy (padded to the downsampling)."""
+    """uint8 images -> code maps ``(N, h, w)`` (``(N, G, h, w)`` with G codebooks) as int64 numpy (padded to the downsampling)."""
     model.eval()
     dev = _device(model)
     f = model.config.downsampling
@@ -109,12 +120,14 @@ def encode(model, images: torch.Tensor, batch_size: int = 256, desc: str | None 
 
 @torch.no_grad()
 def decode(model, codes: np.ndarray | torch.Tensor, batch_size: int = 256, desc: str | None = None) -> torch.Tensor:
-    """Code maps ``(N, h, w)`` -> uint8 images ``(N, C, h*f, w*f)`` on the CPU."""
+    """Code maps ``(N, h, w)`` (or ``(N, G, h, w)``) -> uint8 images ``(N, C, h*f, w*f)`` on the CPU."""
     model.eval()
     dev = _device(model)
     codes = torch.as_tensor(np.asarray(codes)).long()
-    if codes.ndim != 3:
-        raise ValueError(f"expected code maps (N, h, w), got shape {tuple(codes.shape)}")
+    g = model.config.num_codebooks
+    if codes.ndim != (3 if g == 1 else 4) or (g > 1 and codes.shape[1] != g):
+        want = "(N, h, w)" if g == 1 else f"(N, {g}, h, w)"
+        raise ValueError(f"expected code maps {want}, got shape {tuple(codes.shape)}")
     return torch.cat([model.decode(codes[s : s + batch_size].to(dev)).cpu() for s in _batches(codes.shape[0], batch_size, desc)])
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from vqvae import losses
 from vqvae.errors import ConfigError
 from vqvae.nets.image import ImageDecoder, ImageEncoder
-from vqvae.quantizers import QUANTIZERS, QuantizerOutput
+from vqvae.quantizers import QUANTIZERS, QuantizerOutput, make_quantizer
 
 
 @dataclass
@@ -37,6 +37,7 @@ class VQVAEConfig:
     num_downsamples: int = 2
     codebook_size: int = 512
     embedding_dim: int = 64
+    num_codebooks: int = 1  # G codebooks per latent position (the paper's CIFAR latents are 8x8x10)
     commitment_cost: float = 0.25
     quantizer: str = "ema"  # "vq" (paper, gradient codebook) or "ema" (appendix A.1)
     decay: float = 0.99
@@ -54,6 +55,7 @@ class VQVAEConfig:
             (1 <= self.num_downsamples <= 6, "model.num_downsamples must be in 1..6"),
             (2 <= self.codebook_size <= 2**20, "model.codebook_size must be in 2..1048576"),
             (self.embedding_dim >= 1, "model.embedding_dim must be >= 1"),
+            (1 <= self.num_codebooks <= 64, "model.num_codebooks must be in 1..64"),
             (self.commitment_cost >= 0, "model.commitment_cost must be >= 0"),
             (self.quantizer in QUANTIZERS, f"model.quantizer must be one of {sorted(QUANTIZERS)}"),
             (0.0 < self.decay < 1.0, "model.decay must be in (0, 1)"),
@@ -68,6 +70,11 @@ class VQVAEConfig:
     @property
     def downsampling(self) -> int:
         return 2**self.num_downsamples
+
+    def code_shape(self, height: int, width: int) -> tuple[int, ...]:
+        """Shape of one image's code map: ``(h, w)``, or ``(G, h, w)`` with G codebooks."""
+        h, w = -(-height // self.downsampling), -(-width // self.downsampling)
+        return (h, w) if self.num_codebooks == 1 else (self.num_codebooks, h, w)
 
 
 @dataclass
@@ -98,8 +105,9 @@ class VQVAE(nn.Module):
         self.config = config
         c = config
         bins = 256 if c.likelihood == "categorical" else 1
-        self.encoder = ImageEncoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, c.embedding_dim)
-        self.decoder = ImageDecoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, c.embedding_dim, bins)
+        zdim = c.embedding_dim * c.num_codebooks
+        self.encoder = ImageEncoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, zdim)
+        self.decoder = ImageDecoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, zdim, bins)
         kw = dict(
             commitment_cost=c.commitment_cost,
             kmeans_init=c.kmeans_init,
@@ -109,7 +117,7 @@ class VQVAE(nn.Module):
         )
         if c.quantizer == "ema":
             kw["decay"] = c.decay
-        self.quantizer = QUANTIZERS[c.quantizer](c.codebook_size, c.embedding_dim, **kw)
+        self.quantizer = make_quantizer(c.quantizer, c.codebook_size, c.embedding_dim, c.num_codebooks, **kw)
 
     def _check_images(self, x: torch.Tensor) -> None:
         f = self.config.downsampling
@@ -126,13 +134,13 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 images ``(B, C, H, W)`` -> code indices ``(B, H/f, W/f)`` int64."""
+        """uint8 images ``(B, C, H, W)`` -> code indices ``(B, H/f, W/f)`` (or ``(B, G, H/f, W/f)``) int64."""
         self._check_images(x)
         return self.quantizer.quantize(self.encoder(losses.to_input(x)))
 
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """Code indices ``(B, h, w)`` -> uint8 images ``(B, C, h*f, w*f)``."""
+        """Code indices ``(B, h, w)`` (or ``(B, G, h, w)``) -> uint8 images ``(B, C, h*f, w*f)``."""
         return losses.reconstruct(self.config.likelihood, self.decoder(self.quantizer.lookup(indices)))
 
     @torch.no_grad()
