@@ -1,8 +1,20 @@
-"""Replace a marked section of a Markdown file (used by the benchmark scripts)."""
+"""Helpers of the benchmark scripts: Markdown sections of BENCHMARKS.md, the machine's name."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def replace_section(path: Path, name: str, body: str) -> None:

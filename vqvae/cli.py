@@ -18,21 +18,45 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a tokenizer; extra --section.key=value flags override the config",
                        epilog="Overrides: --train.lr=3e-4 --model.codebook_size=1024 --data.image_size=64 ...")
     t.add_argument("--data", help="dataset name (mnist, fashion-mnist, cifar10), a folder of images, or a .npy file")
-    t.add_argument("--data-root", help="folder holding the datasets (default: $VQVAE_DATA, ./data, ../shared/data)")
-    t.add_argument("--config", help="YAML config or preset name (default: the dataset's preset)")
-    t.add_argument("--out", help="run directory (default: runs/<data>-<time>)")
-    g = t.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, help="training steps")
-    g.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _budget_args(t)
 
-    e = sub.add_parser("eval", help="test metrics of a run: PSNR, SSIM, codebook usage, perplexity, bits/dim")
+    e = sub.add_parser("eval", help="test metrics of a run: a tokenizer (PSNR, SSIM, usage, bits/dim), a prior (bits/dim under it, "
+                       "sample scores) or a classifier (accuracy)")
     e.add_argument("run")
-    e.add_argument("--data", help="evaluate on another dataset than the run's")
+    e.add_argument("--data", help="evaluate a tokenizer on another dataset than the run's")
     e.add_argument("--data-root")
     e.add_argument("--split", default="test", choices=["train", "test"])
     e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--classifier", help="prior runs: a classifier run to score samples with (accuracy, classifier Fréchet distance)")
+    e.add_argument("-n", "--samples", type=int, default=1000, help="prior runs with --classifier: samples to draw (default 1000)")
+    e.add_argument("--seed", type=int, default=0)
+
+    pr = sub.add_parser("prior", help="priors over a tokenizer's codes")
+    prs = pr.add_subparsers(dest="prior_command", required=True)
+    pt = prs.add_parser("train", help="train a PixelCNN or transformer prior on a tokenizer's codes; extra --section.key=value flags override",
+                        epilog="Overrides: --model.layers=15 --model.n_layer=8 --train.lr=3e-4 ...")
+    pt.add_argument("--tokenizer", required=True, help="the tokenizer's run directory")
+    pt.add_argument("--arch", required=True, choices=["pixelcnn", "transformer"])
+    pt.add_argument("--conditional", action="store_true", help="condition on the dataset's class labels")
+    _budget_args(pt)
+
+    sa = sub.add_parser("sample", help="sample codes from a prior, decode them with its tokenizer, write a PNG grid")
+    sa.add_argument("prior", help="the prior's run directory")
+    sa.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    sa.add_argument("--label", type=int, help="class of every sample (conditional priors; default: a grid of all classes)")
+    sa.add_argument("--temperature", type=float, default=1.0)
+    sa.add_argument("--top-k", type=int, default=0, help="sample among the k most likely codes (0: all)")
+    sa.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: off)")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("-o", "--out", required=True, help="PNG grid path")
+    sa.add_argument("--save-codes", help="also save the sampled code maps (.npy)")
+    sa.add_argument("--device", default="auto")
+
+    cl = sub.add_parser("classifier", help="the classifier used to score samples")
+    cls = cl.add_subparsers(dest="classifier_command", required=True)
+    ct = cls.add_parser("train", help="train a classifier on a labelled dataset")
+    ct.add_argument("--data", required=True)
+    _budget_args(ct)
 
     r = sub.add_parser("reconstruct", help="image files in, same-named PNG reconstructions out")
     r.add_argument("run")
@@ -59,22 +83,45 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", help="folder holding the datasets (default: $VQVAE_DATA, ./data, ../shared/data)")
+    p.add_argument("--config", help="YAML config or preset name (default: the dataset's or the model's preset)")
+    p.add_argument("--out", help="run directory (default: runs/<name>-<time>)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, help="training steps")
+    g.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+TAKES_OVERRIDES = ("train", "prior", "classifier")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "train":
+    if extra and args.command not in TAKES_OVERRIDES:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from vqvae import commands
+    bad = [x for x in extra if not (x.startswith("--") and "." in x.split("=", 1)[0] and "=" in x)]
+    if bad:
+        parser.error(f"unrecognized argument {bad[0]!r}; config overrides look like --section.key=value")
+    from vqvae import commands, commands_prior
 
     try:
         if args.command == "train":
-            bad = [x for x in extra if not (x.startswith("--") and "." in x.split("=", 1)[0] and "=" in x)]
-            if bad:
-                parser.error(f"unrecognized argument {bad[0]!r}; config overrides look like --section.key=value")
             commands.train(args.data, args.config, args.out, args.steps, args.minutes, args.resume, args.data_root, extra, not args.no_progress)
+        elif args.command == "prior":
+            commands_prior.train_prior(args.tokenizer, args.arch, args.conditional, args.config, args.out, args.steps, args.minutes,
+                                       args.resume, args.data_root, extra, not args.no_progress)
+        elif args.command == "classifier":
+            commands.train(args.data, args.config or "classifier", args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
+                           not args.no_progress)
+        elif args.command == "sample":
+            commands_prior.sample(args.prior, args.n, args.label, args.temperature, args.top_k, args.top_p, args.seed, args.out,
+                                  args.save_codes, args.device)
         elif args.command == "eval":
-            commands.evaluate(args.run, args.data, args.data_root, args.split, args.json)
+            commands.evaluate_any(args)
         elif args.command == "reconstruct":
             commands.reconstruct(args.run, args.images, args.out)
         elif args.command == "encode":

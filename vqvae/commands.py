@@ -79,15 +79,40 @@ def train(data: str | None, config: str | None, out: str | None, steps: int | No
     trainer = Trainer(cfg, run_dir, train_set, test_set, resume=resume, progress=progress)
     print(f"training {cfg.arch} on {train_set.name} ({len(train_set)} train / {len(test_set)} test) on {trainer.device} -> {run_dir}")
     final = trainer.fit()
-    write_report(run_dir, trainer.model.eval(), test_set)
     checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
-    print(_summary(final))
+    if cfg.arch == "vqvae":
+        write_report(run_dir, trainer.model.eval(), test_set)
+        print(_summary(final))
+    else:
+        print(f"step {final['step']}: " + ", ".join(f"test {k} {v:.4g}" for k, v in final.items() if k in ("accuracy", "loss")))
     return final
 
 
 def _summary(m: dict) -> str:
     return (f"step {m.get('step', '?')}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, codebook used {m['usage_pct']:.1f}% "
             f"({m['dead_codes']} dead), perplexity {m['perplexity']:.1f}, {m['bits_per_dim']:.3f} bits/dim (uniform prior)")
+
+
+def evaluate_any(args) -> dict:
+    """``vqvae eval RUN``: dispatch on what the run is (tokenizer, prior or classifier)."""
+    from vqvae import commands_prior
+    from vqvae.models import TOKENIZERS
+
+    arch = checkpoint.load_config(args.run).arch
+    if arch in TOKENIZERS:
+        return evaluate(args.run, args.data, args.data_root, args.split, args.json)
+    if args.data:
+        raise VQVAEError(f"--data applies to tokenizer runs; {args.run} is a {arch} run")
+    if arch == "classifier":
+        cfg, model, ds = _run_and_split(args.run, None, args.data_root, args.split)
+        from vqvae.tasks import ClassifierTask
+
+        m = {"run": str(args.run), "data": ds.name, "split": args.split, **ClassifierTask().evaluate(model, ds.images, ds.labels, 500)}
+        print(json.dumps(m, indent=2) if args.json else f"{ds.name} {args.split}: accuracy {m['accuracy']:.4f}")
+        return m
+    if args.samples < 2:
+        raise VQVAEError(f"-n/--samples must be >= 2, got {args.samples}")
+    return commands_prior.evaluate_prior(args.run, args.data_root, args.split, args.classifier, args.samples, args.seed, args.json)
 
 
 def evaluate(run: str, data: str | None, data_root: str | None, split: str, as_json: bool) -> dict:
@@ -137,10 +162,12 @@ def decode(run: str, codes_path: str, out_dir: str, grid: str | None = None) -> 
         codes = np.load(p, allow_pickle=False)
     except ValueError as e:
         raise VQVAEError(f"{p} is not a .npy array of codes ({e})") from None
-    if codes.ndim == 2:
+    g = cfg.model.num_codebooks
+    if codes.ndim == (2 if g == 1 else 3):
         codes = codes[None]
-    if codes.ndim != 3 or not np.issubdtype(codes.dtype, np.integer):
-        raise VQVAEError(f"{p}: expected integer code maps (N, h, w), got {codes.dtype} {codes.shape}")
+    if codes.ndim != (3 if g == 1 else 4) or (g > 1 and codes.shape[1] != g) or not np.issubdtype(codes.dtype, np.integer):
+        want = "(N, h, w)" if g == 1 else f"(N, {g}, h, w)"
+        raise VQVAEError(f"{p}: expected integer code maps {want}, got {codes.dtype} {codes.shape}")
     if codes.size and (codes.min() < 0 or codes.max() >= cfg.model.codebook_size):
         raise VQVAEError(f"{p}: codes must lie in [0, {cfg.model.codebook_size}), got [{codes.min()}, {codes.max()}]")
     images = inference.decode(model, codes, desc="decode")

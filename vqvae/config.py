@@ -78,11 +78,23 @@ class TrainConfig:
 
 
 @dataclass
+class TokenizerRef:
+    """A prior's tokenizer: its run directory and the fingerprint of its config and codebook."""
+
+    path: str = ""  # as given when the prior was trained (absolute)
+    fingerprint: str = ""
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass
 class RunConfig:
     arch: str = "vqvae"
     data: DataConfig = field(default_factory=DataConfig)
     model: typing.Any = None  # the arch's config dataclass
     train: TrainConfig = field(default_factory=TrainConfig)
+    tokenizer: TokenizerRef = field(default_factory=TokenizerRef)  # priors only
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -139,15 +151,16 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
 def build(raw: dict) -> RunConfig:
     """RunConfig from a nested dict (a preset, config.json, or both merged)."""
     raw = dict(raw or {})
-    unknown = sorted(set(raw) - {"arch", "data", "model", "train"})
+    unknown = sorted(set(raw) - {"arch", "data", "model", "train", "tokenizer"})
     if unknown:
-        raise ConfigError(f"unknown config section {unknown[0]}; valid: arch, data, model, train")
+        raise ConfigError(f"unknown config section {unknown[0]}; valid: arch, data, model, train, tokenizer")
     arch = raw.get("arch", "vqvae")
     cfg = RunConfig(
         arch=arch,
         data=from_dict(DataConfig, raw.get("data"), "data."),
         model=from_dict(model_class(arch).config_cls, raw.get("model"), "model."),
         train=from_dict(TrainConfig, raw.get("train"), "train."),
+        tokenizer=from_dict(TokenizerRef, raw.get("tokenizer"), "tokenizer."),
     )
     cfg.validate()
     return cfg

@@ -58,8 +58,8 @@ _DIRS = {"mnist": ["mnist", "MNIST/raw", "MNIST"], "fashion-mnist": ["fashion-mn
 
 
 @dataclass
-class ImageSet:
-    """A split of a dataset: ``images`` uint8 ``(N, C, H, W)``, optional int64 ``labels`` ``(N,)``."""
+class TensorSet:
+    """A split held in memory: inputs ``images`` (N, ...), optional int64 ``labels`` ``(N,)``, class names."""
 
     images: torch.Tensor
     labels: torch.Tensor | None
@@ -68,6 +68,11 @@ class ImageSet:
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+
+@dataclass
+class ImageSet(TensorSet):
+    """A split of an image dataset: ``images`` uint8 ``(N, C, H, W)``."""
 
     @property
     def channels(self) -> int:

@@ -29,8 +29,8 @@ from vqvae import checkpoint, dist
 from vqvae.config import RunConfig
 from vqvae.data import ImageSet
 from vqvae.errors import TrainingDiverged, VQVAEError
-from vqvae.inference import evaluate
 from vqvae.models import create_model
+from vqvae.tasks import task_for
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -62,7 +62,12 @@ class BatchSampler:
 
 
 class Trainer:
-    """Trains ``cfg.arch`` on ``train_set``, evaluating on ``test_set``, in ``run_dir``."""
+    """Trains ``cfg.arch`` on ``train_set``, evaluating on ``test_set``, in ``run_dir``.
+
+    ``train_set``/``test_set`` have ``images`` (inputs: uint8 images or code
+    maps) and ``labels`` (or ``None``); the task for ``cfg.arch``
+    (:mod:`vqvae.tasks`) turns a batch into a loss and evaluates the model.
+    """
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, train_set: ImageSet, test_set: ImageSet, resume: bool = False, progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
@@ -70,21 +75,15 @@ class Trainer:
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = pick_device(t.device)
-        if cfg.model.in_channels == 0:
-            cfg.model.in_channels = train_set.channels
-        if cfg.model.in_channels != train_set.channels:
-            raise VQVAEError(f"model.in_channels={cfg.model.in_channels} but {train_set.name} images have {train_set.channels} channels")
-        f = cfg.model.downsampling
-        h, w = train_set.image_size
-        if h % f or w % f:
-            raise VQVAEError(f"{train_set.name} images are {h}x{w}, not divisible by the downsampling {f}: set data.image_size or model.num_downsamples")
+        self.task = task_for(cfg.arch)
+        self.task.prepare(cfg, train_set)
         torch.manual_seed(t.seed)
         self.model = create_model(cfg.arch, cfg.model).to(self.device)
         fused = self.device.type == "cuda"
         opt_cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
-        self.train_x = train_set.images.to(self.device)
-        self.test_x = test_set.images.to(self.device)
+        self.train_x, self.train_y = _on(train_set.images, self.device), _on(train_set.labels, self.device)
+        self.test_x, self.test_y = _on(test_set.images, self.device), _on(test_set.labels, self.device)
         self.sampler = BatchSampler(len(train_set), t.batch_size, t.seed)
         self.step = 0
         self.best_eval: dict = {}
@@ -113,13 +112,15 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def batch(self, step: int) -> torch.Tensor:
-        x = self.train_x[self.sampler.indices(step).to(self.device)]
-        if self.cfg.data.hflip:
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Batch ``step``: inputs and labels (``None`` for unlabelled data)."""
+        idx = self.sampler.indices(step).to(self.device)
+        x = self.train_x[idx]
+        if self.cfg.data.hflip and self.task.images:
             g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + step)
             flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(self.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        return x
+        return x, None if self.train_y is None else self.train_y[idx]
 
     def _log(self, record: dict) -> None:
         if not dist.is_main():
@@ -147,13 +148,13 @@ class Trainer:
             checkpoint.save_model(self.run_dir, self.model, self.step)
 
     # -- the loop ----------------------------------------------------------
-    def train_step(self, x: torch.Tensor, with_psnr: bool = True) -> dict:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None = None, detail: bool = True) -> dict:
+        """One optimizer step on batch ``(x, y)``; ``detail`` adds the costlier logs (PSNR)."""
         self.model.train()
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr_at(self.step)
         with self._autocast():
-            out = self.model(x)
-        loss = out.loss
+            loss, extra = self.task.step(self.model, x, y, detail)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss.item()} at step {self.step}; stopped, the last good checkpoint in {self.run_dir} is kept (resume with a lower train.lr)"
@@ -164,16 +165,14 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
         self.step += 1
-        logs = {"loss": loss.item(), "recon_loss": out.recon_loss.item(), "commitment": out.vq.commitment_loss.item(),
-                "perplexity": out.vq.perplexity.item(), "lr": self.lr_at(self.step - 1)}
-        if with_psnr:  # the categorical mean needs a softmax over 256 bins: only on logging steps
-            with torch.no_grad():
-                logs["psnr"] = 10 * math.log10(1 / max(_batch_mse(self.model, out, x), 1e-12))
+        logs = {"loss": loss.item(), **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in extra.items()}, "lr": self.lr_at(self.step - 1)}
         return logs
 
-    def evaluate(self, max_images: int = 0) -> dict:
-        x = self.test_x[:max_images] if max_images else self.test_x
-        return evaluate(self.model, x, self.cfg.train.batch_size)
+    def evaluate(self, max_items: int = 0) -> dict:
+        """Test metrics on the first ``max_items`` test items (0: all)."""
+        n = max_items or self.test_x.shape[0]
+        y = None if self.test_y is None else self.test_y[:n]
+        return self.task.evaluate(self.model, self.test_x[:n], y, self.cfg.train.batch_size)
 
     def fit(self) -> dict:
         """Train until ``train.steps`` or ``train.minutes``; returns the final test metrics."""
@@ -185,10 +184,10 @@ class Trainer:
         try:
             while self.step < t.steps and time.monotonic() < deadline:
                 log_now = (self.step + 1) % t.log_every == 0 or self.step == 0
-                logs = self.train_step(self.batch(self.step), with_psnr=log_now)
+                logs = self.train_step(*self.batch(self.step), detail=log_now)
                 bar.update(1)
                 if log_now:
-                    bar.set_postfix(loss=f"{logs['loss']:.4f}", psnr=f"{logs['psnr']:.2f}", ppl=f"{logs['perplexity']:.0f}")
+                    bar.set_postfix({k: f"{logs[k]:.4g}" for k in self.task.bar if k in logs})
                     self._log({"kind": "train", "step": self.step, "time": time.monotonic() - start, **logs})
                 if t.eval_every and self.step % t.eval_every == 0:
                     self._log({"kind": "eval", "step": self.step, **self.evaluate(t.eval_images)})
@@ -210,9 +209,6 @@ class Trainer:
         return final
 
 
-def _batch_mse(model, out, x) -> float:
-    """MSE in [0, 1] scale of this batch's training reconstructions (for the progress bar)."""
-    from vqvae import losses
 
-    y = losses.reconstruct(model.config.likelihood, out.out.detach())
-    return (((y.float() - x.float()) / 255.0) ** 2).mean().item()
+def _on(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if t is None else t.to(device)

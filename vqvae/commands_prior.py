@@ -1,0 +1,191 @@
+"""CLI commands for priors over codes: train, sample, evaluate (``vqvae.cli`` only parses).
+
+* ``prior train``: encode the tokenizer's dataset once (cached), then train a
+  PixelCNN or transformer prior with the same Trainer and run-directory contract
+  as the tokenizer; the run records the tokenizer's path and fingerprint.
+* ``sample``: ancestral sampling -> tokenizer decode -> a PNG grid (+ codes).
+* ``eval`` on a prior: the paper's bound in bits/dim under the learned prior next
+  to the uniform one, and, given a classifier run, the accuracy of
+  class-conditional samples and a classifier Fréchet distance of samples and of
+  reconstructions to the test set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqvae import checkpoint, codes, inference, plots, scoring
+from vqvae.config import build, merge, parse_overrides, read_yaml
+from vqvae.data import load_images
+from vqvae.errors import VQVAEError
+from vqvae.tasks import PriorTask
+from vqvae.train import pick_device
+
+PRIOR_ARCHS = ("pixelcnn", "transformer")
+
+
+def train_prior(tokenizer: str, arch: str, conditional: bool, config: str | None, out: str | None, steps: int | None,
+                minutes: float | None, resume: bool, data_root: str | None, overrides: list[str], progress: bool = True) -> dict:
+    from vqvae.train import Trainer
+
+    if arch not in PRIOR_ARCHS:
+        raise VQVAEError(f"--arch must be one of {', '.join(PRIOR_ARCHS)}, got {arch!r}")
+    tok_dir = Path(tokenizer).resolve()
+    tok_cfg, tok, fp = codes.load_tokenizer(tok_dir)
+    over = parse_overrides(overrides)
+    budget = {k: v for k, v in (("steps", steps), ("minutes", minutes)) if v is not None}
+    over = merge(over, {"train": budget})
+    train_set = codes.dataset_codes(tok_dir, tok_cfg, tok, fp, "train", data_root=data_root)
+    test_set = codes.dataset_codes(tok_dir, tok_cfg, tok, fp, "test", data_root=data_root)
+    if resume:
+        if not out:
+            raise VQVAEError("--resume needs --out RUN (the prior run to continue)")
+        run_dir = Path(out)
+        base = checkpoint.load_config(run_dir)
+        if base.tokenizer.fingerprint != fp:
+            raise VQVAEError(f"{run_dir} was trained on another tokenizer (fingerprint {base.tokenizer.fingerprint}, {tokenizer} has {fp})")
+        if set(over) - {"train"}:
+            raise VQVAEError("when resuming only train.* settings can change")
+        cfg = build(merge(base.to_dict(), over))
+    else:
+        raw = read_yaml(config or f"prior-{arch}")
+        code_shape = tuple(train_set.images.shape[1:])
+        g, h, w = (1, *code_shape) if len(code_shape) == 2 else code_shape
+        n_classes = 0
+        if conditional:
+            if train_set.labels is None:
+                raise VQVAEError(f"--conditional needs labels, and {tok_cfg.data.name} has none")
+            n_classes = len(train_set.classes) if train_set.classes else int(train_set.labels.max()) + 1
+        fixed = {"arch": arch, "data": asdict(tok_cfg.data),
+                 "model": {"codebook_size": tok_cfg.model.codebook_size, "num_codebooks": g, "height": h, "width": w, "num_classes": n_classes},
+                 "tokenizer": {"path": str(tok_dir), "fingerprint": fp}}
+        bad = set(over.get("model", {})) & set(fixed["model"])
+        if bad or set(over) - {"train", "model"}:
+            raise VQVAEError(f"{sorted(bad)[0] if bad else 'that section'} is set by the tokenizer (and --conditional); only model.* sizes and train.* can change")
+        cfg = build(merge(merge(raw, over), fixed))
+        run_dir = Path(out or f"runs/{tok_dir.name}-{arch}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if (run_dir / checkpoint.STATE).exists():
+            raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
+    trainer = Trainer(cfg, run_dir, train_set, test_set, resume=resume, progress=progress)
+    n_par = sum(p.numel() for p in trainer.model.parameters())
+    print(f"training a {arch} prior ({n_par / 1e6:.2f}M parameters) on {len(train_set)} code maps {tuple(train_set.images.shape[1:])} "
+          f"of {tok_dir} on {trainer.device} -> {run_dir}")
+    final = trainer.fit()
+    model = trainer.model.eval()
+    labels = _grid_labels(model, 64)
+    grid = model.sample(64, labels, generator=torch.Generator().manual_seed(0))
+    plots.save_grid(inference.decode(tok.to(trainer.device), grid.cpu()), run_dir / "samples.png",
+                    scale=max(1, 64 // (tok_cfg.model.downsampling * cfg.model.width)))
+    checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
+    print(f"step {final['step']}: test NLL {final['bits_per_code']:.4f} bits/code (uniform prior: {math.log2(cfg.model.codebook_size):.4f}); "
+          f"samples -> {run_dir / 'samples.png'}")
+    return final
+
+
+def _grid_labels(model, n: int) -> torch.Tensor | None:
+    """Labels for a sample grid: rows of classes 0, 1, 2, ... (``None`` for unconditional priors)."""
+    c = model.config.num_classes
+    return (torch.arange(n) // max(1, n // c)).clamp(max=c - 1) if c else None
+
+
+def _sample_labels(cfg, n: int, label: int | None) -> torch.Tensor | None:
+    c = cfg.model.num_classes
+    if label is None:
+        return _grid_labels_from(c, n)
+    if not c:
+        raise VQVAEError("--label given, but this prior is unconditional (train it with --conditional)")
+    if not 0 <= label < c:
+        raise VQVAEError(f"--label must be in [0, {c}) for this prior, got {label}")
+    return torch.full((n,), label, dtype=torch.long)
+
+
+def _grid_labels_from(c: int, n: int) -> torch.Tensor | None:
+    return (torch.arange(n) // max(1, -(-n // c))).clamp(max=c - 1) if c else None
+
+
+def sample(prior: str, n: int, label: int | None, temperature: float, top_k: int, top_p: float, seed: int, out: str,
+           save_codes: str | None, device: str = "auto") -> Path:
+    if n < 1:
+        raise VQVAEError(f"-n must be >= 1, got {n}")
+    if temperature <= 0:
+        raise VQVAEError(f"--temperature must be > 0, got {temperature}")
+    if top_k < 0 or not 0 < top_p <= 1:
+        raise VQVAEError(f"--top-k must be >= 0 and --top-p in (0, 1], got {top_k}, {top_p}")
+    dev = pick_device(device)
+    cfg, model, tok_cfg, tok = codes.load_prior(prior, device=dev)
+    labels = _sample_labels(cfg, n, label)
+    gen = torch.Generator().manual_seed(seed)
+    z = model.sample(n, None if labels is None else labels.to(dev), temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+    images = inference.decode(tok, z.cpu())
+    nrow = 8 if labels is None or label is not None else max(1, -(-n // cfg.model.num_classes))
+    plots.save_grid(images, out, nrow=min(nrow, 16), scale=max(1, 64 // images.shape[-1]))
+    msg = f"{n} samples -> {out}"
+    if save_codes:
+        np.save(save_codes, z.cpu().numpy().astype(np.int16 if cfg.model.codebook_size <= 2**15 else np.int32))
+        msg += f", codes -> {save_codes}"
+    print(msg)
+    return Path(out)
+
+
+def evaluate_prior(run: str, data_root: str | None, split: str, classifier: str | None, n_samples: int, seed: int,
+                   as_json: bool, device: str = "auto") -> dict:
+    """Bits/dim under the learned and the uniform prior; optionally sample accuracy and classifier FD."""
+    dev = pick_device(device)
+    cfg, model, tok_cfg, tok = codes.load_prior(run, device=dev)
+    tok_dir = codes.resolve_tokenizer(Path(run), cfg.tokenizer.path)
+    d = tok_cfg.data
+    ds = load_images(d.name, split, root=data_root or d.root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
+    tm = inference.evaluate(tok, ds.images, desc="tokenizer")
+    cs = codes.dataset_codes(tok_dir, tok_cfg, tok, cfg.tokenizer.fingerprint, split, data_root=data_root)
+    pm = PriorTask().evaluate(model, cs.images, cs.labels, 256)
+    subpixels = int(np.prod(ds.images.shape[1:]))
+    res = {
+        "run": str(run), "data": ds.name, "split": split, "images": len(ds),
+        "prior_bits_per_code": pm["bits_per_code"], "uniform_bits_per_code": math.log2(cfg.model.codebook_size),
+        "recon_bits_per_dim": tm["recon_bits_per_dim"],
+        "bits_per_dim": tm["recon_bits_per_dim"] + pm["nll_bits_per_map"] / subpixels,
+        "bits_per_dim_uniform_prior": tm["bits_per_dim"],
+        "tokenizer_psnr": tm["psnr"],
+    }
+    if classifier:
+        res.update(score_samples(model, tok, ds, classifier, n_samples, seed, dev))
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{ds.name} {split}: {res['bits_per_dim']:.3f} bits/dim under the prior ({res['prior_bits_per_code']:.3f} bits/code), "
+              f"{res['bits_per_dim_uniform_prior']:.3f} under the uniform prior")
+        if classifier:
+            print(f"samples: accuracy {res.get('sample_accuracy', float('nan')):.3f} (classifier on test: {res['classifier_test_accuracy']:.3f}), "
+                  f"classifier FD samples {res['fd_samples']:.2f} vs reconstructions {res['fd_reconstructions']:.2f}")
+    return res
+
+
+def score_samples(model, tok, ds, classifier: str, n: int, seed: int, dev) -> dict:
+    """Draw ``n`` samples (balanced over classes if conditional) and score them with a classifier run."""
+    ccfg, clf = checkpoint.load_run(classifier, device=dev)
+    if ccfg.arch != "classifier":
+        raise VQVAEError(f"{classifier} is a {ccfg.arch} run, not a classifier (train one with: vqvae classifier train --data ...)")
+    if ccfg.model.in_channels != ds.channels:
+        raise VQVAEError(f"classifier {classifier} expects {ccfg.model.in_channels} channels, the data has {ds.channels}")
+    c = model.config.num_classes
+    labels = (torch.arange(n) % c) if c else None
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.cat([model.sample(len(chunk), None if labels is None else labels[chunk].to(dev), generator=gen).cpu()
+                   for chunk in torch.arange(n).split(250)])
+    samples = inference.decode(tok, z)
+    recons = inference.reconstruct(tok, ds.images)
+    out = {"samples": n,
+           "classifier_test_accuracy": scoring.label_accuracy(clf, ds.images, ds.labels) if ds.labels is not None else None,
+           "reconstruction_accuracy": scoring.label_accuracy(clf, recons, ds.labels) if ds.labels is not None else None,
+           "fd_samples": scoring.fd_between(clf, ds.images, samples),
+           "fd_reconstructions": scoring.fd_between(clf, ds.images, recons)}
+    if c:
+        out["sample_accuracy"] = scoring.label_accuracy(clf, samples, labels)
+    return out

@@ -1,0 +1,139 @@
+"""What the Trainer trains: one task per model family.
+
+The :class:`~vqvae.train.Trainer` owns the loop, the optimizer, the schedule,
+logging, checkpoints and resuming; a task says how its model family turns a
+batch ``(x, y)`` into a loss and progress logs, how it is evaluated, and what
+it checks or fills in from the data before the model is built:
+
+* ``tokenizer`` (``vqvae``): uint8 images -> reconstruction + quantizer loss;
+  evaluated with :func:`vqvae.inference.evaluate` (PSNR, usage, bits/dim).
+* ``prior`` (``pixelcnn``, ``transformer``): code maps (+ labels) -> NLL in
+  nats per code; evaluated as test NLL in bits per code.
+* ``classifier``: uint8 images + labels -> cross-entropy; evaluated as accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from vqvae import inference, losses
+from vqvae.errors import VQVAEError
+
+
+class Task:
+    bar = ("loss",)  # logs shown on the progress bar
+    images = False  # inputs are images (random flips allowed)
+
+    def prepare(self, cfg, train_set) -> None:
+        """Fill in / check the model config against the training data (before the model exists)."""
+
+    def step(self, model, x, y, detail: bool) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def evaluate(self, model, x, y, batch_size: int) -> dict:
+        raise NotImplementedError
+
+
+class TokenizerTask(Task):
+    bar = ("loss", "psnr", "perplexity")
+    images = True
+
+    def prepare(self, cfg, train_set) -> None:
+        if cfg.model.in_channels == 0:
+            cfg.model.in_channels = train_set.channels
+        if cfg.model.in_channels != train_set.channels:
+            raise VQVAEError(f"model.in_channels={cfg.model.in_channels} but {train_set.name} images have {train_set.channels} channels")
+        f = cfg.model.downsampling
+        h, w = train_set.image_size
+        if h % f or w % f:
+            raise VQVAEError(f"{train_set.name} images are {h}x{w}, not divisible by the downsampling {f}: set data.image_size or model.num_downsamples")
+
+    def step(self, model, x, y, detail):
+        out = model(x)
+        logs = {"recon_loss": out.recon_loss, "commitment": out.vq.commitment_loss, "perplexity": out.vq.perplexity}
+        if detail:  # the categorical mean needs a softmax over 256 bins: only on logging steps
+            with torch.no_grad():
+                rec = losses.reconstruct(model.config.likelihood, out.out.detach())
+                mse = (((rec.float() - x.float()) / 255.0) ** 2).mean().item()
+            logs["psnr"] = 10 * math.log10(1 / max(mse, 1e-12))
+        return out.loss, logs
+
+    def evaluate(self, model, x, y, batch_size):
+        return inference.evaluate(model, x, batch_size)
+
+
+class PriorTask(Task):
+    bar = ("loss", "bits_per_code")
+
+    def prepare(self, cfg, train_set) -> None:
+        m = cfg.model
+        if tuple(train_set.images.shape[1:]) != m.code_shape:
+            raise VQVAEError(f"codes of {train_set.name} have shape {tuple(train_set.images.shape[1:])}, the prior expects {m.code_shape}")
+        if m.num_classes and train_set.labels is None:
+            raise VQVAEError(f"a class-conditional prior needs labels, and {train_set.name} has none")
+
+    @staticmethod
+    def _labels(model, y):
+        return y if model.config.num_classes else None
+
+    def step(self, model, x, y, detail):
+        out = model(x, self._labels(model, y))
+        return out.loss, {"bits_per_code": out.loss.detach() / math.log(2)}
+
+    @torch.no_grad()
+    def evaluate(self, model, x, y, batch_size):
+        was = model.training
+        model.eval()
+        bits = 0.0
+        dev = next(model.parameters()).device
+        for s in range(0, x.shape[0], batch_size):
+            xb = x[s : s + batch_size].to(dev)
+            yb = None if y is None else y[s : s + batch_size].to(dev)
+            bits += model(xb, self._labels(model, yb)).nll_bits.sum().item()
+        model.train(was)
+        per_map = bits / x.shape[0]
+        return {"nll_bits_per_map": per_map, "bits_per_code": per_map / model.config.seq_len, "maps": x.shape[0]}
+
+
+class ClassifierTask(Task):
+    bar = ("loss", "acc")
+    images = True
+
+    def prepare(self, cfg, train_set) -> None:
+        if train_set.labels is None:
+            raise VQVAEError(f"{train_set.name} has no labels to train a classifier on")
+        if cfg.model.in_channels == 0:
+            cfg.model.in_channels = train_set.channels
+        if cfg.model.num_classes == 0:
+            cfg.model.num_classes = int(train_set.labels.max()) + 1
+
+    def step(self, model, x, y, detail):
+        logits = model(x)
+        return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+
+    @torch.no_grad()
+    def evaluate(self, model, x, y, batch_size):
+        was = model.training
+        model.eval()
+        dev = next(model.parameters()).device
+        correct, nll = 0, 0.0
+        for s in range(0, x.shape[0], batch_size):
+            logits = model(x[s : s + batch_size].to(dev))
+            yb = y[s : s + batch_size].to(dev)
+            correct += int((logits.argmax(1) == yb).sum())
+            nll += F.cross_entropy(logits, yb, reduction="sum").item()
+        model.train(was)
+        return {"accuracy": correct / x.shape[0], "loss": nll / x.shape[0], "images": x.shape[0]}
+
+
+TASKS = {"vqvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask, "classifier": ClassifierTask}
+
+
+def task_for(arch: str) -> Task:
+    try:
+        return TASKS[arch]()
+    except KeyError:
+        raise VQVAEError(f"no training task for model {arch!r}; known: {', '.join(sorted(TASKS))}") from None
