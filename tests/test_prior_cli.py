@@ -121,7 +121,7 @@ def test_prior_refuses_a_changed_tokenizer(runs, tmp_path, capsys):
     (["sample", "/no/such/run", "-o", "x.png"], "does not exist"),
     (["prior", "train", "--tokenizer", "{pix}", "--arch", "pixelcnn"], "not a tokenizer"),
     (["prior", "train", "--tokenizer", "{tok}", "--arch", "pixelcnn", "--model.codebook_size=3"], "set by the tokenizer"),
-    (["prior", "train", "--tokenizer", "{tok}", "--arch", "transformer", "--model.n_head=3"], "n_head"),
+    (["prior", "train", "--tokenizer", "{tok}", "--arch", "transformer", "--model.n_head=5"], "n_head"),
     (["eval", "{pix}", "--classifier", "{tok}", "-n", "4"], "not a classifier"),
 ])
 def test_prior_user_errors_are_one_line(runs, argv, expect, capsys, tmp_path):
