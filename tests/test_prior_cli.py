@@ -45,7 +45,7 @@ def test_prior_runs_record_their_tokenizer(runs):
         assert cfg["arch"] == arch and cfg["tokenizer"] == {"path": str(tok.resolve()), "fingerprint": fp}
         assert cfg["model"]["codebook_size"] == 16 and (cfg["model"]["height"], cfg["model"]["width"]) == (4, 4)
         assert cfg["model"]["num_classes"] == classes
-        for name in ("model.safetensors", "train_state.safetensors", "metrics.jsonl", "samples.png", "eval.json"):
+        for name in ("model.safetensors", "train_state.safetensors", "metrics.jsonl", "samples.png", "eval.json", "loss_curves.png"):
             assert (run / name).is_file(), name
         assert 0 < json.loads((run / "eval.json").read_text())["bits_per_code"] < 10
 

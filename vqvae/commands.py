@@ -44,9 +44,16 @@ def write_report(run_dir: Path, model, test: ImageSet, n: int = 32) -> dict:
     plots.save_reconstructions(x, inference.reconstruct(model, x), run_dir / "reconstructions.png")
     counts = inference.code_counts(model, test.images)
     plots.save_codebook_usage(counts, run_dir / "codebook_usage.png", title=f"{test.name} test")
-    if (run_dir / "metrics.jsonl").is_file():
-        plots.save_loss_curves(run_dir / "metrics.jsonl", run_dir / "loss_curves.png")
+    save_curves(run_dir, "vqvae")
     return {"reconstructions": str(run_dir / "reconstructions.png"), "codebook_usage": str(run_dir / "codebook_usage.png")}
+
+
+def save_curves(run_dir: Path, arch: str) -> None:
+    """``loss_curves.png`` of a run, with the panels of its task."""
+    from vqvae.tasks import task_for
+
+    if (Path(run_dir) / "metrics.jsonl").is_file():
+        plots.save_loss_curves(Path(run_dir) / "metrics.jsonl", Path(run_dir) / "loss_curves.png", task_for(arch).curves)
 
 
 def train(data: str | None, config: str | None, out: str | None, steps: int | None, minutes: float | None, resume: bool,
@@ -84,6 +91,7 @@ def train(data: str | None, config: str | None, out: str | None, steps: int | No
         write_report(run_dir, trainer.model.eval(), test_set)
         print(_summary(final))
     else:
+        save_curves(run_dir, cfg.arch)
         print(f"step {final['step']}: " + ", ".join(f"test {k} {v:.4g}" for k, v in final.items() if k in ("accuracy", "loss")))
     return final
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqvae import checkpoint, codes, inference, plots, scoring
+from vqvae import checkpoint, codes, commands, inference, plots, scoring
 from vqvae.config import build, merge, parse_overrides, read_yaml
 from vqvae.data import load_images
 from vqvae.errors import VQVAEError
@@ -84,6 +84,7 @@ def train_prior(tokenizer: str, arch: str, conditional: bool, config: str | None
     plots.save_grid(inference.decode(tok.to(trainer.device), grid.cpu()), run_dir / "samples.png",
                     scale=max(1, 64 // (tok_cfg.model.downsampling * cfg.model.width)))
     checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
+    commands.save_curves(run_dir, arch)
     print(f"step {final['step']}: test NLL {final['bits_per_code']:.4f} bits/code (uniform prior: {math.log2(cfg.model.codebook_size):.4f}); "
           f"samples -> {run_dir / 'samples.png'}")
     return final

@@ -72,28 +72,24 @@ def save_codebook_usage(counts: np.ndarray, path: str | Path, title: str = "") -
     plt.close(fig)
 
 
-def save_loss_curves(metrics_path: str | Path, path: str | Path) -> None:
-    """Training loss and PSNR (train and test) against step, from metrics.jsonl."""
+def save_loss_curves(metrics_path: str | Path, path: str | Path, panels=(("loss", "loss", "loss"),)) -> None:
+    """Curves against step from metrics.jsonl: one panel per ``(train key, test key, title)``
+    (a key may be ``None``); losses on a log scale."""
     plt = _plt()
     train, evals = [], []
     for line in Path(metrics_path).read_text().splitlines():
         if line.strip():
             r = json.loads(line)
             (train if r.get("kind") == "train" else evals).append(r)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
-    if train:
-        steps = [r["step"] for r in train]
-        axes[0].plot(steps, [r["loss"] for r in train], label="train loss")
-        axes[0].set(xlabel="step", yscale="log", title="loss")
-        axes[1].plot(steps, [r["psnr"] for r in train], label="train", alpha=0.7)
-        axes[2].plot(steps, [r["perplexity"] for r in train], label="train (batch)")
-    if evals:
-        steps = [r["step"] for r in evals]
-        axes[1].plot(steps, [r["psnr"] for r in evals], "o-", label="test")
-        axes[2].plot(steps, [r["perplexity"] for r in evals], "o-", label="test (set)")
-    axes[1].set(xlabel="step", ylabel="dB", title="PSNR")
-    axes[2].set(xlabel="step", title="codebook perplexity")
-    for a in axes:
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.5), squeeze=False)
+    for a, (tk, ek, title) in zip(axes[0], panels):
+        rows = [r for r in train if tk and tk in r]
+        if rows:
+            a.plot([r["step"] for r in rows], [r[tk] for r in rows], label="train", alpha=0.7)
+        rows = [r for r in evals if ek and ek in r]
+        if rows:
+            a.plot([r["step"] for r in rows], [r[ek] for r in rows], "o-", label="test")
+        a.set(xlabel="step", title=title, yscale="log" if title == "loss" else "linear")
         a.grid(alpha=0.3)
         if a.get_legend_handles_labels()[0]:
             a.legend()

@@ -25,6 +25,7 @@ from vqvae.errors import VQVAEError
 
 class Task:
     bar = ("loss",)  # logs shown on the progress bar
+    curves = (("loss", "loss", "loss"),)  # (train key, test key, title) panels of loss_curves.png
     images = False  # inputs are images (random flips allowed)
 
     def prepare(self, cfg, train_set) -> None:
@@ -39,6 +40,7 @@ class Task:
 
 class TokenizerTask(Task):
     bar = ("loss", "psnr", "perplexity")
+    curves = (("loss", "loss", "loss"), ("psnr", "psnr", "PSNR (dB)"), ("perplexity", "perplexity", "codebook perplexity"))
     images = True
 
     def prepare(self, cfg, train_set) -> None:
@@ -67,6 +69,7 @@ class TokenizerTask(Task):
 
 class PriorTask(Task):
     bar = ("loss", "bits_per_code")
+    curves = (("bits_per_code", "bits_per_code", "NLL (bits per code)"),)
 
     def prepare(self, cfg, train_set) -> None:
         m = cfg.model
@@ -100,6 +103,7 @@ class PriorTask(Task):
 
 class ClassifierTask(Task):
     bar = ("loss", "acc")
+    curves = (("loss", "loss", "loss"), ("acc", "accuracy", "accuracy"))
     images = True
 
     def prepare(self, cfg, train_set) -> None:
