@@ -159,3 +159,24 @@ def test_frechet_distance_against_closed_forms():
     s1, s2 = q @ np.diag(a) @ q.T, q @ np.diag(b) @ q.T
     assert scoring.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-7)
     assert math.isfinite(scoring.frechet_distance(mu1, s, mu2, np.eye(5)))
+
+
+def test_several_codebooks_end_to_end(tmp_path, capsys):
+    """A tokenizer with G = 2 codebooks (the paper's CIFAR layout, smaller): both priors train, sample and evaluate."""
+    data = write_npy_data(tmp_path / "data", channels=3)
+    tok = tmp_path / "tok"
+    assert main(["train", "--config", "tiny", "--data", data, "--out", str(tok), "--steps", "4", "--no-progress", "--train.eval_images=8",
+                 "--model.codebook_size=8", "--model.num_codebooks=2", "--model.likelihood=categorical"]) == 0
+    for arch, sizes in (("pixelcnn", ["--model.channels=8", "--model.layers=2", "--model.out_hidden=8"]),
+                        ("transformer", ["--model.n_layer=1", "--model.n_embd=16", "--model.n_head=2"])):
+        run = tmp_path / arch
+        assert main(["prior", "train", "--tokenizer", str(tok), "--arch", arch, "--out", str(run), "--steps", "3", *sizes, *QUICK]) == 0
+        assert json.loads((run / "config.json").read_text())["model"]["num_codebooks"] == 2
+        assert main(["sample", str(run), "-n", "3", "-o", str(tmp_path / "s.png"), "--save-codes", str(tmp_path / "s.npy")]) == 0
+        assert np.load(tmp_path / "s.npy").shape == (3, 2, 4, 4)
+        capsys.readouterr()
+        assert main(["eval", str(run), "--json"]) == 0
+        m = json.loads(capsys.readouterr().out)
+        # uniform: 2 codebooks x 16 positions x log2(8) bits over 3*16*16 sub-pixels
+        assert m["bits_per_dim_uniform_prior"] == pytest.approx(m["recon_bits_per_dim"] + 2 * 16 * 3 / 768, rel=1e-6)
+        assert m["bits_per_dim"] == pytest.approx(m["recon_bits_per_dim"] + m["prior_bits_per_code"] * 32 / 768, rel=1e-6)

@@ -78,11 +78,7 @@ def train_prior(tokenizer: str, arch: str, conditional: bool, config: str | None
     print(f"training a {arch} prior ({n_par / 1e6:.2f}M parameters) on {len(train_set)} code maps {tuple(train_set.images.shape[1:])} "
           f"of {tok_dir} on {trainer.device} -> {run_dir}")
     final = trainer.fit()
-    model = trainer.model.eval()
-    labels = _grid_labels(model, 64)
-    grid = model.sample(64, labels, generator=torch.Generator().manual_seed(0))
-    plots.save_grid(inference.decode(tok.to(trainer.device), grid.cpu()), run_dir / "samples.png",
-                    scale=max(1, 64 // (tok_cfg.model.downsampling * cfg.model.width)))
+    _sample_grid(trainer.model.eval(), tok.to(trainer.device), cfg, 64, None, run_dir / "samples.png", torch.Generator().manual_seed(0))
     checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
     commands.save_curves(run_dir, arch)
     print(f"step {final['step']}: test NLL {final['bits_per_code']:.4f} bits/code (uniform prior: {math.log2(cfg.model.codebook_size):.4f}); "
@@ -90,25 +86,30 @@ def train_prior(tokenizer: str, arch: str, conditional: bool, config: str | None
     return final
 
 
-def _grid_labels(model, n: int) -> torch.Tensor | None:
-    """Labels for a sample grid: rows of classes 0, 1, 2, ... (``None`` for unconditional priors)."""
-    c = model.config.num_classes
-    return (torch.arange(n) // max(1, n // c)).clamp(max=c - 1) if c else None
-
-
-def _sample_labels(cfg, n: int, label: int | None) -> torch.Tensor | None:
+def _sample_labels(cfg, n: int, label: int | None) -> tuple[torch.Tensor | None, int]:
+    """Labels of ``n`` samples and the grid's row length: one class (``label``), or for a
+    conditional prior rows of classes 0, 1, 2, ..., or ``None`` (unconditional)."""
     c = cfg.model.num_classes
     if label is None:
-        return _grid_labels_from(c, n)
+        if not c:
+            return None, 8
+        per = -(-n // c)
+        return (torch.arange(n) // per).clamp(max=c - 1), per
     if not c:
         raise VQVAEError("--label given, but this prior is unconditional (train it with --conditional)")
     if not 0 <= label < c:
         raise VQVAEError(f"--label must be in [0, {c}) for this prior, got {label}")
-    return torch.full((n,), label, dtype=torch.long)
+    return torch.full((n,), label, dtype=torch.long), 8
 
 
-def _grid_labels_from(c: int, n: int) -> torch.Tensor | None:
-    return (torch.arange(n) // max(1, -(-n // c))).clamp(max=c - 1) if c else None
+def _sample_grid(model, tok, cfg, n: int, label: int | None, out, gen: torch.Generator, **filters) -> torch.Tensor:
+    """Sample ``n`` code maps, decode them, and write a PNG grid (a row per class); returns the codes."""
+    labels, nrow = _sample_labels(cfg, n, label)
+    dev = next(model.parameters()).device
+    z = model.sample(n, None if labels is None else labels.to(dev), generator=gen, **filters)
+    images = inference.decode(tok, z.cpu())
+    plots.save_grid(images, out, nrow=min(nrow, 16), scale=max(1, 64 // images.shape[-1]))
+    return z
 
 
 def sample(prior: str, n: int, label: int | None, temperature: float, top_k: int, top_p: float, seed: int, out: str,
@@ -121,12 +122,7 @@ def sample(prior: str, n: int, label: int | None, temperature: float, top_k: int
         raise VQVAEError(f"--top-k must be >= 0 and --top-p in (0, 1], got {top_k}, {top_p}")
     dev = pick_device(device)
     cfg, model, tok_cfg, tok = codes.load_prior(prior, device=dev)
-    labels = _sample_labels(cfg, n, label)
-    gen = torch.Generator().manual_seed(seed)
-    z = model.sample(n, None if labels is None else labels.to(dev), temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
-    images = inference.decode(tok, z.cpu())
-    nrow = 8 if labels is None or label is not None else max(1, -(-n // cfg.model.num_classes))
-    plots.save_grid(images, out, nrow=min(nrow, 16), scale=max(1, 64 // images.shape[-1]))
+    z = _sample_grid(model, tok, cfg, n, label, out, torch.Generator().manual_seed(seed), temperature=temperature, top_k=top_k, top_p=top_p)
     msg = f"{n} samples -> {out}"
     if save_codes:
         np.save(save_codes, z.cpu().numpy().astype(np.int16 if cfg.model.codebook_size <= 2**15 else np.int32))
