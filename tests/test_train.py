@@ -103,11 +103,12 @@ def test_kill_9_mid_training_then_resume(tmp_path):
     cmd = [sys.executable, "-m", "vqvae", "train", "--config", "tiny", "--data", data, "--out", str(run), "--steps", "100000",
            "--no-progress", "--train.ckpt_every=1", "--train.eval_every=0", "--train.log_every=1"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and not (run / checkpoint.STATE).exists():
+        deadline = time.time() + 300  # a loaded 2-core machine can take a minute just to import torch
+        while time.time() < deadline and not (run / checkpoint.STATE).exists() and proc.poll() is None:
             time.sleep(0.1)
+        assert proc.poll() is None, f"training exited early: {proc.stderr.read().decode()[-2000:]}"
         time.sleep(1.5)  # well into the loop, checkpointing every step
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -116,7 +117,7 @@ def test_kill_9_mid_training_then_resume(tmp_path):
     cfg, model = checkpoint.load_run(run)  # readable after the kill
     step, _ = checkpoint.load_train_state(run, model, torch.optim.Adam(model.parameters()))
     assert step > 0
-    done = subprocess.run(cmd[:-4] + ["--steps", str(step + 3), "--resume"] + cmd[-3:], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd[:-4] + ["--steps", str(step + 3), "--resume"] + cmd[-3:], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert not list(run.glob(".*.tmp"))
     cfg, model = checkpoint.load_run(run)

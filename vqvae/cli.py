@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--classifier", help="prior runs: a classifier run to score samples with (accuracy, classifier Fréchet distance)")
     e.add_argument("-n", "--samples", type=int, default=1000, help="prior runs with --classifier: samples to draw (default 1000)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--speaker-classifier", help="audio runs: a speaker classifier run, to score speaker conversion")
+    e.add_argument("--digit-classifier", help="audio runs: a digit classifier run (--data.label=digit), to score conversion")
 
     pr = sub.add_parser("prior", help="priors over a tokenizer's codes")
     prs = pr.add_subparsers(dest="prior_command", required=True)
@@ -58,10 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     ct.add_argument("--data", required=True)
     _budget_args(ct)
 
-    r = sub.add_parser("reconstruct", help="image files in, same-named PNG reconstructions out")
+    r = sub.add_parser("reconstruct", help="image files in, same-named PNG reconstructions out (wav in, wav out for audio runs)")
     r.add_argument("run")
-    r.add_argument("images", nargs="+")
-    r.add_argument("-o", "--out", required=True, help="output folder")
+    r.add_argument("images", nargs="+", help="image or wav files")
+    r.add_argument("-o", "--out", required=True, help="output folder (or one .wav file for one audio input)")
+    r.add_argument("--speaker", help="audio: the voice to decode with (default: the speaker named in an FSDD file name)")
+
+    cv = sub.add_parser("convert", help="audio: say the same thing in another speaker's voice")
+    cv.add_argument("run")
+    cv.add_argument("wavs", nargs="+")
+    cv.add_argument("--speaker", required=True, help="target speaker (a name the model knows)")
+    cv.add_argument("-o", "--out", required=True, help="output .wav (one input) or folder")
 
     en = sub.add_parser("encode", help="encode a dataset split to code maps (.npy) plus labels")
     en.add_argument("run")
@@ -115,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             commands_prior.train_prior(args.tokenizer, args.arch, args.conditional, args.config, args.out, args.steps, args.minutes,
                                        args.resume, args.data_root, extra, not args.no_progress)
         elif args.command == "classifier":
-            commands.train(args.data, args.config or "classifier", args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
+            commands.train(args.data, args.config or commands.classifier_preset(args.data), args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
                            not args.no_progress)
         elif args.command == "sample":
             commands_prior.sample(args.prior, args.n, args.label, args.temperature, args.top_k, args.top_p, args.seed, args.out,
@@ -123,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "eval":
             commands.evaluate_any(args)
         elif args.command == "reconstruct":
-            commands.reconstruct(args.run, args.images, args.out)
+            commands.reconstruct(args.run, args.images, args.out, args.speaker)
+        elif args.command == "convert":
+            from vqvae import commands_audio
+
+            commands_audio.reconstruct(args.run, args.wavs, args.out, convert_to=args.speaker)
         elif args.command == "encode":
             commands.encode(args.run, args.data, args.data_root, args.split, args.out)
         elif args.command == "decode":

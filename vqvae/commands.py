@@ -15,13 +15,14 @@ import numpy as np
 
 from vqvae import checkpoint, inference, plots
 from vqvae.config import load_config, merge, parse_overrides
-from vqvae.data import ImageSet, load_images, read_image, write_image
+from vqvae.data import ImageSet, read_image, write_image
+from vqvae.splits import is_audio, load_split
 from vqvae.errors import VQVAEError
+from vqvae.models import AUDIO_ARCHS
 
 
-def _load_split(cfg, split: str) -> ImageSet:
-    d = cfg.data
-    return load_images(d.name, split, root=d.root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
+def _load_split(cfg, split: str):
+    return load_split(cfg, split)
 
 
 def _run_and_split(run: str, data: str | None, data_root: str | None, split: str):
@@ -32,7 +33,7 @@ def _run_and_split(run: str, data: str | None, data_root: str | None, split: str
     if data_root:
         cfg.data.root = data_root
     ds = _load_split(cfg, split)
-    if ds.channels != cfg.model.in_channels:
+    if hasattr(ds, "channels") and hasattr(cfg.model, "in_channels") and ds.channels != cfg.model.in_channels:
         raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {cfg.model.in_channels}")
     return cfg, model, ds
 
@@ -46,6 +47,13 @@ def write_report(run_dir: Path, model, test: ImageSet, n: int = 32) -> dict:
     plots.save_codebook_usage(counts, run_dir / "codebook_usage.png", title=f"{test.name} test")
     save_curves(run_dir, "vqvae")
     return {"reconstructions": str(run_dir / "reconstructions.png"), "codebook_usage": str(run_dir / "codebook_usage.png")}
+
+
+def classifier_preset(data: str) -> str:
+    """``classifier-audio`` (log-mel input) for audio datasets, else ``classifier``."""
+    from vqvae.config import preset_for
+
+    return "classifier-audio" if preset_for(data) == "fsdd" else "classifier"
 
 
 def save_curves(run_dir: Path, arch: str) -> None:
@@ -90,6 +98,13 @@ def train(data: str | None, config: str | None, out: str | None, steps: int | No
     if cfg.arch == "vqvae":
         write_report(run_dir, trainer.model.eval(), test_set)
         print(_summary(final))
+    elif is_audio(cfg) and cfg.arch != "classifier":
+        from vqvae import commands_audio
+
+        commands_audio.write_report(run_dir, trainer.model.eval(), test_set)
+        save_curves(run_dir, cfg.arch)
+        print(f"step {final['step']}: test SNR {final.get('snr_db', float('nan')):.2f} dB, log-mel distance {final.get('log_mel_distance', float('nan')):.3f}, "
+              f"{final['bits_per_sample']:.3f} bits/sample, {final['usage_pct']:.1f}% of codes used; see {run_dir / 'spectrograms.png'}")
     else:
         save_curves(run_dir, cfg.arch)
         print(f"step {final['step']}: " + ", ".join(f"test {k} {v:.4g}" for k, v in final.items() if k in ("accuracy", "loss")))
@@ -104,9 +119,13 @@ def _summary(m: dict) -> str:
 def evaluate_any(args) -> dict:
     """``vqvae eval RUN``: dispatch on what the run is (tokenizer, prior or classifier)."""
     from vqvae import commands_prior
-    from vqvae.models import TOKENIZERS
+    from vqvae.models import AUDIO_ARCHS, TOKENIZERS
 
     arch = checkpoint.load_config(args.run).arch
+    if arch in AUDIO_ARCHS:
+        from vqvae import commands_audio
+
+        return commands_audio.evaluate(args.run, args.data_root, args.split, args.speaker_classifier, args.digit_classifier, args.json)
     if arch in TOKENIZERS:
         return evaluate(args.run, args.data, args.data_root, args.split, args.json)
     if args.data:
@@ -131,7 +150,11 @@ def evaluate(run: str, data: str | None, data_root: str | None, split: str, as_j
     return m
 
 
-def reconstruct(run: str, images: list[str], out_dir: str) -> list[Path]:
+def reconstruct(run: str, images: list[str], out_dir: str, speaker: str | None = None) -> list[Path]:
+    if checkpoint.load_config(run).arch in AUDIO_ARCHS:
+        from vqvae import commands_audio
+
+        return commands_audio.reconstruct(run, images, out_dir, speaker)
     cfg, model = checkpoint.load_run(run)
     out = Path(out_dir)
     written = []
@@ -147,7 +170,12 @@ def reconstruct(run: str, images: list[str], out_dir: str) -> list[Path]:
 
 def encode(run: str, data: str | None, data_root: str | None, split: str, out: str) -> Path:
     cfg, model, ds = _run_and_split(run, data, data_root, split)
-    codes = inference.encode(model, ds.images, desc="encode")
+    if is_audio(cfg):
+        from vqvae import audio_inference
+
+        codes = audio_inference.encode(model, ds.images).numpy()  # (N, T / 64): content codes, speaker labels beside
+    else:
+        codes = inference.encode(model, ds.images, desc="encode")
     dtype = np.int16 if cfg.model.codebook_size <= 2**15 else np.int32
     dest = Path(out)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -32,10 +32,19 @@ class DataConfig:
     channels: int = 0  # 0: native; 1 or 3 converts
     download: bool = False  # fetch the official files when missing (needs internet)
     hflip: bool = False  # random horizontal flips in training
+    # audio (fsdd, folders of .wav):
+    sample_rate: int = 8000  # clips are resampled to this rate
+    clip_length: int = 8192  # samples per clip (centre-cropped or zero-padded)
+    trim: bool = True  # trim leading/trailing silence
+    label: str = "speaker"  # what labels are: "speaker" or "digit" (FSDD)
 
     def validate(self) -> None:
         if self.image_size < 0 or self.channels not in (0, 1, 3):
             raise ConfigError("data.image_size must be >= 0 and data.channels one of 0, 1, 3")
+        if not (1000 <= self.sample_rate <= 192000 and self.clip_length >= 64):
+            raise ConfigError("data.sample_rate must be in 1000..192000 and data.clip_length >= 64")
+        if self.label not in ("speaker", "digit"):
+            raise ConfigError(f"data.label must be 'speaker' or 'digit', got {self.label!r}")
 
 
 @dataclass
@@ -113,6 +122,11 @@ def _convert(value, tp, key: str):
         if value is None and type(None) in args:
             return None
         tp = next(a for a in args if a is not type(None))
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, (list, tuple)):
+            return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        raise ConfigError(f"{key} expects a list, got {value!r}")
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -217,7 +231,12 @@ def preset_for(dataset: str) -> str:
     """The preset used by ``vqvae train --data NAME`` without ``--config``."""
     key = dataset.lower().replace("_", "-")
     key = {"fmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(key, key)
-    return key if (PRESET_DIR / f"{key}.yaml").is_file() else "default"
+    if (PRESET_DIR / f"{key}.yaml").is_file():
+        return key
+    p = Path(dataset).expanduser()
+    if p.is_dir() and next(p.rglob("*.wav"), None) is not None:
+        return "fsdd"  # the audio preset, for any folder of wav files
+    return "default"
 
 
 def load_config(config: str | None, dataset: str | None, overrides: list[str] | dict | None = None) -> RunConfig:

@@ -1,4 +1,4 @@
-"""Image quality metrics on uint8 images: PSNR and SSIM.
+"""Quality metrics: PSNR and SSIM on uint8 images; SNR and log-mel distance on waveforms.
 
 SSIM follows Wang et al. (2004): 11x11 Gaussian window (sigma 1.5), K1 = 0.01,
 K2 = 0.03, on [0, 1] intensities, averaged over channels and valid positions.
@@ -49,3 +49,19 @@ def ssim_per_image(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: fl
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2))
     return s.flatten(1).mean(1).float()
+
+
+# -- audio --------------------------------------------------------------------
+def snr_db(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+    """Signal-to-noise ratio per clip in dB, ``10 log10(sum ref^2 / sum (est - ref)^2)``, ``(B,)``."""
+    ref, est = ref.float().flatten(1), est.float().flatten(1)
+    return 10 * torch.log10(ref.pow(2).sum(1).clamp_min(1e-12) / (est - ref).pow(2).sum(1).clamp_min(1e-12))
+
+
+def log_mel_distance(ref: torch.Tensor, est: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Mean absolute difference of the natural-log mel energies (40 bands, 32 ms windows, 8 ms hop
+    at 8 kHz) per clip, ``(B,)``: 0 for identical spectra; insensitive to phase, unlike SNR."""
+    from vqvae.audio_data import log_mel
+
+    a, b = log_mel(ref.float().flatten(1), sample_rate), log_mel(est.float().flatten(1), sample_rate)
+    return (a - b).abs().flatten(1).mean(1)

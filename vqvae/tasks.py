@@ -9,7 +9,9 @@ it checks or fills in from the data before the model is built:
   evaluated with :func:`vqvae.inference.evaluate` (PSNR, usage, bits/dim).
 * ``prior`` (``pixelcnn``, ``transformer``): code maps (+ labels) -> NLL in
   nats per code; evaluated as test NLL in bits per code.
-* ``classifier``: uint8 images + labels -> cross-entropy; evaluated as accuracy.
+* ``classifier``: uint8 images (or waveforms) + labels -> cross-entropy; evaluated as accuracy.
+* ``audio`` (``audio-vqvae``): waveforms + speaker ids -> mu-law cross-entropy +
+  quantizer loss; evaluated with :func:`vqvae.audio_inference.evaluate_audio`.
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ class ClassifierTask(Task):
         if train_set.labels is None:
             raise VQVAEError(f"{train_set.name} has no labels to train a classifier on")
         if cfg.model.in_channels == 0:
-            cfg.model.in_channels = train_set.channels
+            cfg.model.in_channels = getattr(train_set, "channels", 1) if cfg.model.input == "image" else 1
+        if cfg.model.input == "logmel":
+            cfg.model.sample_rate = cfg.data.sample_rate
         if cfg.model.num_classes == 0:
             cfg.model.num_classes = int(train_set.labels.max()) + 1
 
@@ -133,7 +137,38 @@ class ClassifierTask(Task):
         return {"accuracy": correct / x.shape[0], "loss": nll / x.shape[0], "images": x.shape[0]}
 
 
-TASKS = {"vqvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask, "classifier": ClassifierTask}
+class AudioTask(Task):
+    """The audio VQ-VAE: waveforms ``(B, 1, T)`` and speaker ids -> mu-law cross-entropy + quantizer loss."""
+
+    bar = ("loss", "bits_per_sample", "perplexity")
+    curves = (("loss", "loss", "loss"), ("bits_per_sample", "bits_per_sample", "mu-law NLL (bits/sample)"),
+              ("perplexity", "perplexity", "codebook perplexity"))
+
+    def prepare(self, cfg, train_set) -> None:
+        m = cfg.model
+        if m.num_speakers == 0:
+            m.num_speakers = len(train_set.classes)
+        if m.num_speakers < len(train_set.classes):
+            raise VQVAEError(f"model.num_speakers={m.num_speakers} but {train_set.name} has {len(train_set.classes)} speakers")
+        m.sample_rate = cfg.data.sample_rate
+        if not m.speakers:
+            m.speakers = list(train_set.classes)
+        if cfg.data.clip_length % m.downsampling:
+            raise VQVAEError(f"data.clip_length={cfg.data.clip_length} is not divisible by the downsampling {m.downsampling}")
+
+    def step(self, model, x, y, detail):
+        out = model(x, y)
+        return out.loss, {"bits_per_sample": out.recon_loss.detach() / math.log(2), "perplexity": out.vq.perplexity,
+                          "commitment": out.vq.commitment_loss}
+
+    def evaluate(self, model, x, y, batch_size):
+        from vqvae.audio_inference import evaluate_audio
+
+        return evaluate_audio(model, x, y, batch_size)
+
+
+TASKS = {"vqvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask, "classifier": ClassifierTask,
+         "audio-vqvae": AudioTask}
 
 
 def task_for(arch: str) -> Task:

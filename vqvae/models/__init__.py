@@ -7,13 +7,15 @@ name and the config, so any command can rebuild a model from a run.
 from __future__ import annotations
 
 from vqvae.errors import ConfigError
+from vqvae.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
 from vqvae.models.classifier import Classifier, ClassifierConfig
 from vqvae.models.pixelcnn import PixelCNNConfig, PixelCNNPrior
 from vqvae.models.transformer import TransformerConfig, TransformerPrior
 from vqvae.models.vqvae import VQVAE, VQVAEConfig
 
-MODELS = {"vqvae": VQVAE, "classifier": Classifier, "pixelcnn": PixelCNNPrior, "transformer": TransformerPrior}
-TOKENIZERS = ("vqvae",)  # archs whose runs turn images into codes
+MODELS = {"vqvae": VQVAE, "audio-vqvae": AudioVQVAE, "classifier": Classifier, "pixelcnn": PixelCNNPrior, "transformer": TransformerPrior}
+TOKENIZERS = ("vqvae", "audio-vqvae")  # archs whose runs turn data into codes
+AUDIO_ARCHS = ("audio-vqvae",)
 
 
 def model_class(name: str):
@@ -27,5 +29,5 @@ def create_model(name: str, config):
     return model_class(name)(config)
 
 
-__all__ = ["MODELS", "TOKENIZERS", "VQVAE", "VQVAEConfig", "Classifier", "ClassifierConfig", "PixelCNNPrior", "PixelCNNConfig",
+__all__ = ["MODELS", "TOKENIZERS", "AUDIO_ARCHS", "AudioVQVAE", "AudioVQVAEConfig", "VQVAE", "VQVAEConfig", "Classifier", "ClassifierConfig", "PixelCNNPrior", "PixelCNNConfig",
            "TransformerPrior", "TransformerConfig", "create_model", "model_class"]

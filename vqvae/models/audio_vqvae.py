@@ -28,7 +28,7 @@ K = 512 setting gives 2.25 kbit/s).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,7 @@ class AudioVQVAEConfig:
     wavenet_layers: int = 10
     wavenet_cycle: int = 10  # dilations 1, 2, ..., 2^(cycle-1), repeated
     sample_rate: int = 8000
+    speakers: list[str] = field(default_factory=list)  # names of the speaker ids (filled in from the data)
 
     def validate(self) -> None:
         checks = [

@@ -1,4 +1,4 @@
-"""A small image classifier, trained by the project, to score generated samples.
+"""A small classifier, trained by the project, to score generated samples (images or audio).
 
 Standard Inception FID needs pretrained weights that are not available
 offline, so samples are scored with a classifier trained on the same dataset:
@@ -12,7 +12,9 @@ offline, so samples are scored with a classifier trained on the same dataset:
 
 Net: three stages of two 3x3 conv + BatchNorm + ReLU (width w, 2w, 4w), max-pool
 between stages, global average pool, a ``feature_dim`` ReLU layer (the
-features), dropout and the class layer. Inputs are uint8 ``(B, C, H, W)``.
+features), dropout and the class layer. Inputs are uint8 ``(B, C, H, W)``, or
+with ``input: logmel`` float waveforms ``(B, 1, T)`` turned into a one-channel
+log-mel spectrogram (40 bands; speaker and digit classifiers for audio).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class ClassifierConfig:
     width: int = 32
     feature_dim: int = 128
     dropout: float = 0.3
+    input: str = "image"  # "image" (uint8 images) or "logmel" (waveforms -> log-mel spectrogram)
+    sample_rate: int = 8000  # logmel input only
 
     def validate(self) -> None:
         checks = [
@@ -40,6 +44,7 @@ class ClassifierConfig:
             (self.num_classes >= 0, "model.num_classes must be >= 0 (0: from the data)"),
             (self.width >= 1 and self.feature_dim >= 1, "model.width and model.feature_dim must be >= 1"),
             (0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)"),
+            (self.input in ("image", "logmel"), "model.input must be 'image' or 'logmel'"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -66,14 +71,21 @@ class Classifier(nn.Module):
                                   nn.Linear(4 * w, config.feature_dim), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
 
-    def _check(self, x: torch.Tensor) -> None:
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images, or float waveforms ``(B, 1, T)`` (``input: logmel``) -> the net's input."""
+        if self.config.input == "logmel":
+            if x.ndim != 3 or x.shape[1] != 1 or not x.dtype.is_floating_point:
+                raise ValueError(f"expected float waveforms (B, 1, T), got {x.dtype} {tuple(x.shape)}")
+            from vqvae.audio_data import log_mel
+
+            return (log_mel(x[:, 0].float(), self.config.sample_rate)[:, None] + 6.0) / 4.0  # roughly zero-mean, unit scale
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(f"expected uint8 images (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        return losses.to_input(x)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> penultimate features ``(B, feature_dim)``."""
-        self._check(x)
-        return self.body(losses.to_input(x))
+        """Inputs -> penultimate features ``(B, feature_dim)``."""
+        return self.body(self._input(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> class logits ``(B, num_classes)``."""

@@ -1,0 +1,32 @@
+"""One place that loads a run's data split, images or audio, from its config.
+
+A run's data is audio when its model is an audio model (``audio-vqvae``) or a
+classifier over log-mel spectrograms; everything else is images. Audio labels
+are speakers, or spoken digits with ``data.label=digit`` (FSDD).
+"""
+
+from __future__ import annotations
+
+from vqvae.data import TensorSet, load_images
+from vqvae.errors import DataError
+from vqvae.models import AUDIO_ARCHS
+
+
+def is_audio(cfg) -> bool:
+    return cfg.arch in AUDIO_ARCHS or (cfg.arch == "classifier" and getattr(cfg.model, "input", "image") == "logmel")
+
+
+def load_split(cfg, split: str, data_root: str | None = None) -> TensorSet:
+    """The ``split`` of the run's dataset (``data_root`` overrides ``data.root``)."""
+    d = cfg.data
+    root = data_root or d.root
+    if not is_audio(cfg):
+        return load_images(d.name, split, root=root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
+    from vqvae.audio_data import load_audio
+
+    ds = load_audio(d.name, split, root=root, sample_rate=d.sample_rate, length=d.clip_length, trim=d.trim)
+    if d.label == "digit":
+        if ds.digits is None:
+            raise DataError(f"data.label=digit needs spoken-digit labels, and {ds.name} has none (FSDD has)")
+        ds.labels, ds.classes = ds.digits.clone(), [str(i) for i in range(10)]
+    return ds
