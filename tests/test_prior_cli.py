@@ -180,3 +180,26 @@ def test_several_codebooks_end_to_end(tmp_path, capsys):
         # uniform: 2 codebooks x 16 positions x log2(8) bits over 3*16*16 sub-pixels
         assert m["bits_per_dim_uniform_prior"] == pytest.approx(m["recon_bits_per_dim"] + 2 * 16 * 3 / 768, rel=1e-6)
         assert m["bits_per_dim"] == pytest.approx(m["recon_bits_per_dim"] + m["prior_bits_per_code"] * 32 / 768, rel=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_inception_fid_option_with_a_torchscript_stand_in(runs, tmp_path, capsys):
+    """The real inception-2015-12-05.pt is not available offline; a scripted module with its
+    calling convention (float [0, 255] RGB in, ``return_features=True`` -> (N, F)) exercises the path."""
+
+    class FakeInception(torch.nn.Module):
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            assert x.shape[1] == 3
+            x = torch.nn.functional.interpolate(x / 255.0, size=(8, 8), mode="bilinear", align_corners=False)
+            return x.flatten(1)[:, :16]
+
+    path = tmp_path / "inception.pt"
+    torch.jit.script(FakeInception()).save(str(path))
+    _, _, _, pix, _, _ = runs
+    assert main(["eval", str(pix), "--json", "--inception", str(path), "-n", "20"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["fid_inception_samples"] >= 0 and m["fid_inception_reconstructions"] >= 0 and "fd_samples" not in m
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    for bad in (tmp_path / "junk.pt", tmp_path / "missing.pt"):
+        assert main(["eval", str(pix), "--inception", str(bad), "-n", "4"]) == 2
+        assert "inception" in capsys.readouterr().err.lower()

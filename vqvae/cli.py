@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "test"])
     e.add_argument("--json", action="store_true", help="print JSON")
     e.add_argument("--classifier", help="prior runs: a classifier run to score samples with (accuracy, classifier Fréchet distance)")
+    e.add_argument("--inception", help="prior runs: the TorchScript Inception-v3 (inception-2015-12-05.pt) for standard FID, if you have it")
     e.add_argument("-n", "--samples", type=int, default=1000, help="prior runs with --classifier: samples to draw (default 1000)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--speaker-classifier", help="audio runs: a speaker classifier run, to score speaker conversion")

@@ -139,7 +139,8 @@ def evaluate_any(args) -> dict:
         return m
     if args.samples < 2:
         raise VQVAEError(f"-n/--samples must be >= 2, got {args.samples}")
-    return commands_prior.evaluate_prior(args.run, args.data_root, args.split, args.classifier, args.samples, args.seed, args.json)
+    return commands_prior.evaluate_prior(args.run, args.data_root, args.split, args.classifier, args.samples, args.seed, args.json,
+                                         inception=args.inception)
 
 
 def evaluate(run: str, data: str | None, data_root: str | None, split: str, as_json: bool) -> dict:

@@ -132,7 +132,7 @@ def sample(prior: str, n: int, label: int | None, temperature: float, top_k: int
 
 
 def evaluate_prior(run: str, data_root: str | None, split: str, classifier: str | None, n_samples: int, seed: int,
-                   as_json: bool, device: str = "auto") -> dict:
+                   as_json: bool, device: str = "auto", inception: str | None = None) -> dict:
     """Bits/dim under the learned and the uniform prior; optionally sample accuracy and classifier FD."""
     dev = pick_device(device)
     cfg, model, tok_cfg, tok = codes.load_prior(run, device=dev)
@@ -151,26 +151,32 @@ def evaluate_prior(run: str, data_root: str | None, split: str, classifier: str 
         "bits_per_dim_uniform_prior": tm["bits_per_dim"],
         "tokenizer_psnr": tm["psnr"],
     }
-    if classifier:
-        res.update(score_samples(model, tok, ds, classifier, n_samples, seed, dev))
+    if classifier or inception:
+        res.update(score_samples(model, tok, ds, classifier, n_samples, seed, dev, inception))
     if as_json:
         print(json.dumps(res, indent=2))
     else:
         print(f"{ds.name} {split}: {res['bits_per_dim']:.3f} bits/dim under the prior ({res['prior_bits_per_code']:.3f} bits/code), "
               f"{res['bits_per_dim_uniform_prior']:.3f} under the uniform prior")
+        if inception:
+            print(f"Inception FID: samples {res['fid_inception_samples']:.2f}, reconstructions {res['fid_inception_reconstructions']:.2f}")
         if classifier:
             print(f"samples: accuracy {res.get('sample_accuracy', float('nan')):.3f} (classifier on test: {res['classifier_test_accuracy']:.3f}), "
                   f"classifier FD samples {res['fd_samples']:.2f} vs reconstructions {res['fd_reconstructions']:.2f}")
     return res
 
 
-def score_samples(model, tok, ds, classifier: str, n: int, seed: int, dev) -> dict:
-    """Draw ``n`` samples (balanced over classes if conditional) and score them with a classifier run."""
-    ccfg, clf = checkpoint.load_run(classifier, device=dev)
-    if ccfg.arch != "classifier":
-        raise VQVAEError(f"{classifier} is a {ccfg.arch} run, not a classifier (train one with: vqvae classifier train --data ...)")
-    if ccfg.model.in_channels != ds.channels:
-        raise VQVAEError(f"classifier {classifier} expects {ccfg.model.in_channels} channels, the data has {ds.channels}")
+def score_samples(model, tok, ds, classifier: str | None, n: int, seed: int, dev, inception: str | None = None) -> dict:
+    """Draw ``n`` samples (balanced over classes if conditional) and score them with a classifier run
+    and/or the Inception FID network."""
+    net = scoring.load_inception(inception) if inception else None
+    clf = None
+    if classifier:
+        ccfg, clf = checkpoint.load_run(classifier, device=dev)
+        if ccfg.arch != "classifier":
+            raise VQVAEError(f"{classifier} is a {ccfg.arch} run, not a classifier (train one with: vqvae classifier train --data ...)")
+        if ccfg.model.in_channels != ds.channels:
+            raise VQVAEError(f"classifier {classifier} expects {ccfg.model.in_channels} channels, the data has {ds.channels}")
     c = model.config.num_classes
     labels = (torch.arange(n) % c) if c else None
     gen = torch.Generator().manual_seed(seed)
@@ -178,11 +184,16 @@ def score_samples(model, tok, ds, classifier: str, n: int, seed: int, dev) -> di
                    for chunk in torch.arange(n).split(250)])
     samples = inference.decode(tok, z)
     recons = inference.reconstruct(tok, ds.images)
-    out = {"samples": n,
-           "classifier_test_accuracy": scoring.label_accuracy(clf, ds.images, ds.labels) if ds.labels is not None else None,
-           "reconstruction_accuracy": scoring.label_accuracy(clf, recons, ds.labels) if ds.labels is not None else None,
-           "fd_samples": scoring.fd_between(clf, ds.images, samples),
-           "fd_reconstructions": scoring.fd_between(clf, ds.images, recons)}
+    out = {"samples": n}
+    if net is not None:
+        out["fid_inception_samples"] = scoring.inception_fd(net, ds.images, samples)
+        out["fid_inception_reconstructions"] = scoring.inception_fd(net, ds.images, recons)
+    if clf is None:
+        return out
+    out.update({"classifier_test_accuracy": scoring.label_accuracy(clf, ds.images, ds.labels) if ds.labels is not None else None,
+                "reconstruction_accuracy": scoring.label_accuracy(clf, recons, ds.labels) if ds.labels is not None else None,
+                "fd_samples": scoring.fd_between(clf, ds.images, samples),
+                "fd_reconstructions": scoring.fd_between(clf, ds.images, recons)})
     if c:
         out["sample_accuracy"] = scoring.label_accuracy(clf, samples, labels)
     return out

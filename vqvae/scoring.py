@@ -11,6 +11,12 @@
   only between runs scored by the same classifier, not with published FIDs.
 * :func:`label_accuracy`: the fraction of images the classifier assigns to
   the intended labels (class-conditional samples).
+* :func:`inception_features`: the standard FID features, when the user has the
+  TorchScript Inception-v3 of StyleGAN2-ADA / clean-fid
+  (``inception-2015-12-05.pt``, 2048 pool features) locally; it cannot be
+  downloaded here. Then :func:`frechet_distance` on them is the usual FID
+  (on this dataset's test split, not comparable with FIDs computed on other
+  reference sets or image sizes).
 """
 
 from __future__ import annotations
@@ -66,3 +72,40 @@ def label_accuracy(classifier, images: torch.Tensor, labels: torch.Tensor, batch
         pred = classifier(images[s : s + batch_size].to(dev)).argmax(1).cpu()
         correct += int((pred == labels[s : s + batch_size].cpu()).sum())
     return correct / images.shape[0]
+
+
+def load_inception(path: str):
+    """The TorchScript Inception-v3 FID network at ``path`` (a clear error if it is not one)."""
+    from pathlib import Path
+
+    from vqvae.errors import VQVAEError
+
+    if not Path(path).is_file():
+        raise VQVAEError(f"Inception weights {path} not found: expected the TorchScript file inception-2015-12-05.pt "
+                         "(StyleGAN2-ADA / clean-fid), which must be fetched where there is internet")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # the canonical file is TorchScript, deprecated but still the format it ships in
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu").eval()
+    except (RuntimeError, ValueError) as e:
+        raise VQVAEError(f"{path} is not a TorchScript Inception network ({str(e).splitlines()[0]})") from None
+
+
+@torch.no_grad()
+def inception_features(net, images: torch.Tensor, batch_size: int = 100) -> np.ndarray:
+    """2048-d pool features ``(N, 2048)`` of uint8 images: grey repeated to RGB, values in [0, 255];
+    the network resizes to 299 x 299 itself, called as ``net(x, return_features=True)``."""
+    out = []
+    for s in range(0, images.shape[0], batch_size):
+        x = images[s : s + batch_size].float()
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        out.append(net(x, return_features=True).double().cpu())
+    return torch.cat(out).numpy()
+
+
+def inception_fd(net, a: torch.Tensor, b: torch.Tensor) -> float:
+    """FID between two sets of uint8 images with the Inception network ``net``."""
+    return frechet_distance(*feature_stats(inception_features(net, a)), *feature_stats(inception_features(net, b)))
