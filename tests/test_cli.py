@@ -117,3 +117,19 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     r = subprocess.run([sys.executable, "-m", "vqvae", "eval", str(tmp_path)], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_demo_trains_tokenizer_and_prior(tmp_path):
+    from vqvae.data import DataError, load_images
+
+    try:
+        load_images("fashion-mnist", "test")
+    except DataError:
+        pytest.skip("Fashion-MNIST is not under any data root")
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--minutes", "0.05", "--prior-minutes", "0.05"]) == 0
+    for name in ("reconstructions.png", "codebook_usage.png", "loss_curves.png", "eval.json", "prior/samples.png", "prior/config.json"):
+        assert (out / name).is_file(), name
+    assert main(["demo", "--out", str(out), "--minutes", "0.02", "--prior-minutes", "0"]) == 0  # replaces the earlier run
+    assert not (out / "prior").exists()

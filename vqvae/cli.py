@@ -86,9 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--out", required=True, help="output folder")
     d.add_argument("--grid", help="also write a grid of the first 64 images here")
 
-    m = sub.add_parser("demo", help="train on Fashion-MNIST for a few minutes; write pictures and metrics")
+    m = sub.add_parser("demo", help="train a tokenizer and a prior on Fashion-MNIST for a few minutes; write pictures and metrics")
     m.add_argument("--out", default="runs/demo")
-    m.add_argument("--minutes", type=float, default=3.0)
+    m.add_argument("--minutes", type=float, default=3.0, help="tokenizer training time (default 3)")
+    m.add_argument("--prior-minutes", type=float, default=2.0, help="then a class-conditional prior over its codes (0: skip; default 2)")
     m.add_argument("--data-root")
     return p
 
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "decode":
             commands.decode(args.run, args.codes, args.out, args.grid)
         elif args.command == "demo":
-            commands.demo(args.out, args.minutes, args.data_root)
+            commands.demo(args.out, args.minutes, args.data_root, args.prior_minutes)
     except VQVAEError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

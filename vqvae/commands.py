@@ -217,11 +217,13 @@ def decode(run: str, codes_path: str, out_dir: str, grid: str | None = None) -> 
     return out
 
 
-def demo(out: str, minutes: float, data_root: str | None) -> dict:
-    """Train the Fashion-MNIST preset for a few minutes and write its pictures and metrics.
+def demo(out: str, minutes: float, data_root: str | None, prior_minutes: float = 2.0) -> dict:
+    """Train the Fashion-MNIST preset for a few minutes and write its pictures and metrics; then a
+    class-conditional transformer prior on its codes for ``prior_minutes`` and a grid of samples.
 
-    The cosine schedule is sized to end in about ``minutes`` on a 2-core CPU
-    (~15 steps/s at batch 64); ``minutes`` also caps the run. Re-running replaces an earlier demo run.
+    The cosine schedules are sized to end in about the given minutes on a 2-core CPU
+    (~15 tokenizer steps/s at batch 64, ~3 prior steps/s); the minutes also cap the runs.
+    Re-running replaces an earlier demo run.
     """
     run_dir = Path(out)
     if (run_dir / checkpoint.STATE).exists():
@@ -230,5 +232,14 @@ def demo(out: str, minutes: float, data_root: str | None) -> dict:
         print(f"replacing the earlier demo run in {run_dir}")
     steps = max(100, int(minutes * 60 * 15))
     final = train("fashion-mnist", None, out, steps, None, False, data_root, [f"--train.minutes={minutes}"])
-    print(f"demo done: see {out}/reconstructions.png, {out}/codebook_usage.png, {out}/loss_curves.png, {out}/eval.json")
+    pics = f"{out}/reconstructions.png, {out}/codebook_usage.png, {out}/loss_curves.png, {out}/eval.json"
+    if prior_minutes > 0:
+        from vqvae import commands_prior
+
+        prior = run_dir / "prior"
+        p = commands_prior.train_prior(out, "transformer", True, None, str(prior), max(50, int(prior_minutes * 60 * 3)), None, False,
+                                       data_root, [f"--train.minutes={prior_minutes}"])
+        final = {**final, "prior_bits_per_code": p["bits_per_code"]}
+        pics += f", and samples from the prior in {prior}/samples.png (one row per class)"
+    print(f"demo done: see {pics}")
     return final
