@@ -104,3 +104,24 @@ def test_encode_and_eval_with_classifiers(runs, tmp_path, capsys):
         assert 0 <= m[k] <= 1, k
     assert m["conversions"] == 20
     assert main(["eval", str(vq), "--data-root", str(root), "--speaker-classifier", str(vq)]) == 2
+
+
+def test_audio_prior_samples_wavs(runs, tmp_path, capsys):
+    root, vq, _, _ = runs
+    prior = tmp_path / "prior"
+    assert main(["prior", "train", "--tokenizer", str(vq), "--arch", "transformer", "--conditional", "--out", str(prior), "--steps", "3",
+                 "--data-root", str(root), "--model.n_layer=1", "--model.n_embd=16", "--model.n_head=2", "--no-progress",
+                 "--train.batch_size=8", "--train.eval_images=8"]) == 0
+    cfg = json.loads((prior / "config.json").read_text())["model"]
+    assert (cfg["height"], cfg["width"], cfg["num_classes"]) == (1, 64, 2)  # one row of 512/8 codes, speaker-conditional
+    assert len(list((prior / "samples").glob("*.wav"))) == 8
+    assert main(["sample", str(prior), "-n", "1", "--speaker", "bob", "-o", str(tmp_path / "s.wav")]) == 0
+    y, sr, _ = read_wav(tmp_path / "s.wav")
+    assert sr == SR and len(y) == 512 and (tmp_path / "s.png").is_file()
+    assert main(["sample", str(prior), "-n", "3", "-o", str(tmp_path / "many")]) == 0
+    assert len(list((tmp_path / "many").glob("*.wav"))) == 3
+    capsys.readouterr()
+    assert main(["eval", str(prior), "--data-root", str(root), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["bits_per_second_uniform_prior"] == pytest.approx(4 * SR / 8) and m["bits_per_second"] > 0
+    assert main(["sample", str(prior), "--speaker", "carol", "-o", str(tmp_path / "x.wav")]) == 2

@@ -51,9 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--top-k", type=int, default=0, help="sample among the k most likely codes (0: all)")
     sa.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: off)")
     sa.add_argument("--seed", type=int, default=0)
-    sa.add_argument("-o", "--out", required=True, help="PNG grid path")
+    sa.add_argument("-o", "--out", required=True, help="PNG grid path (audio: a .wav for -n 1, else a folder of wavs)")
     sa.add_argument("--save-codes", help="also save the sampled code maps (.npy)")
     sa.add_argument("--device", default="auto")
+    sa.add_argument("--speaker", help="priors over audio codes: the voice (and the class of a speaker-conditional prior)")
 
     cl = sub.add_parser("classifier", help="the classifier used to score samples")
     cls = cl.add_subparsers(dest="classifier_command", required=True)
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                            not args.no_progress)
         elif args.command == "sample":
             commands_prior.sample(args.prior, args.n, args.label, args.temperature, args.top_k, args.top_p, args.seed, args.out,
-                                  args.save_codes, args.device)
+                                  args.save_codes, args.device, args.speaker)
         elif args.command == "eval":
             commands.evaluate_any(args)
         elif args.command == "reconstruct":

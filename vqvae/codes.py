@@ -6,6 +6,9 @@ SHA-256 of the tokenizer's model config (canonical JSON) and of its codebook
 tensors. :func:`load_prior` refuses a tokenizer whose fingerprint differs
 (retrained, edited, or another run), with a one-line error.
 
+Audio tokenizers' content codes ``(N, t)`` are stored as ``(N, 1, t)`` maps,
+so the same priors model them (one row of ``t`` codes; labels are speakers).
+
 Encoding a dataset is done once: :func:`dataset_codes` caches the code maps
 and labels of a split in ``<tokenizer run>/codes/<data>-<split>-<fp>.npz``
 (written atomically), keyed by the fingerprint so a changed tokenizer never
@@ -14,6 +17,7 @@ reuses stale codes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -23,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqvae import checkpoint, inference
-from vqvae.data import TensorSet, load_images
+from vqvae import audio_inference, checkpoint, inference
+from vqvae.data import TensorSet
+from vqvae.splits import is_audio, load_split
 from vqvae.errors import CheckpointError, VQVAEError
 from vqvae.models import TOKENIZERS
 
@@ -68,10 +73,16 @@ def dataset_codes(tok_run: str | Path, tok_cfg, tok_model, fp: str, split: str, 
                            classes, f"{name} codes")
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt
-    ds = load_images(name, split, root=data_root or d.root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
-    if ds.channels != tok_cfg.model.in_channels:
-        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the tokenizer expects {tok_cfg.model.in_channels}")
-    codes = inference.encode(tok_model, ds.images, desc=f"encoding {ds.name} {split}")
+    if data:
+        tok_cfg = copy.deepcopy(tok_cfg)
+        tok_cfg.data.name = data
+    ds = load_split(tok_cfg, split, data_root)
+    if is_audio(tok_cfg):  # (N, t) content codes -> (N, 1, t) maps, so the priors see a 1 x t "image"; labels: speakers
+        codes = audio_inference.encode(tok_model, ds.images).numpy()[:, None]
+    else:
+        if ds.channels != tok_cfg.model.in_channels:
+            raise VQVAEError(f"{ds.name} has {ds.channels} channels but the tokenizer expects {tok_cfg.model.in_channels}")
+        codes = inference.encode(tok_model, ds.images, desc=f"encoding {ds.name} {split}")
     arrays = {"codes": codes.astype(np.int16 if tok_cfg.model.codebook_size <= 2**15 else np.int32)}
     if ds.labels is not None:
         arrays["labels"] = ds.labels.numpy()

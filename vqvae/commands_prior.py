@@ -23,7 +23,8 @@ import torch
 
 from vqvae import checkpoint, codes, commands, inference, plots, scoring
 from vqvae.config import build, merge, parse_overrides, read_yaml
-from vqvae.data import load_images
+from vqvae.models import AUDIO_ARCHS
+from vqvae.splits import load_split
 from vqvae.errors import VQVAEError
 from vqvae.tasks import PriorTask
 from vqvae.train import pick_device
@@ -78,7 +79,9 @@ def train_prior(tokenizer: str, arch: str, conditional: bool, config: str | None
     print(f"training a {arch} prior ({n_par / 1e6:.2f}M parameters) on {len(train_set)} code maps {tuple(train_set.images.shape[1:])} "
           f"of {tok_dir} on {trainer.device} -> {run_dir}")
     final = trainer.fit()
-    _sample_grid(trainer.model.eval(), tok.to(trainer.device), cfg, 64, None, run_dir / "samples.png", torch.Generator().manual_seed(0))
+    audio = tok_cfg.arch in AUDIO_ARCHS
+    _sample_grid(trainer.model.eval(), tok.to(trainer.device), cfg, 8 if audio else 64, None, run_dir / ("samples" if audio else "samples.png"),
+                 torch.Generator().manual_seed(0))
     checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
     commands.save_curves(run_dir, arch)
     print(f"step {final['step']}: test NLL {final['bits_per_code']:.4f} bits/code (uniform prior: {math.log2(cfg.model.codebook_size):.4f}); "
@@ -102,18 +105,34 @@ def _sample_labels(cfg, n: int, label: int | None) -> tuple[torch.Tensor | None,
     return torch.full((n,), label, dtype=torch.long), 8
 
 
-def _sample_grid(model, tok, cfg, n: int, label: int | None, out, gen: torch.Generator, **filters) -> torch.Tensor:
-    """Sample ``n`` code maps, decode them, and write a PNG grid (a row per class); returns the codes."""
+def _sample_grid(model, tok, cfg, n: int, label: int | None, out, gen: torch.Generator, voice: int | None = None, **filters) -> torch.Tensor:
+    """Sample ``n`` code maps and decode them: images -> a PNG grid (a row per class); audio -> wav
+    files (``out`` a .wav for one sample, else a folder, with spectrograms.png) in the voice of the
+    class labels (a speaker-conditional prior) or ``voice``. Returns the codes."""
     labels, nrow = _sample_labels(cfg, n, label)
     dev = next(model.parameters()).device
     z = model.sample(n, None if labels is None else labels.to(dev), generator=gen, **filters)
-    images = inference.decode(tok, z.cpu())
-    plots.save_grid(images, out, nrow=min(nrow, 16), scale=max(1, 64 // images.shape[-1]))
+    if tok.config.__class__.__name__ != "AudioVQVAEConfig":
+        images = inference.decode(tok, z.cpu())
+        plots.save_grid(images, out, nrow=min(nrow, 16), scale=max(1, 64 // images.shape[-1]))
+        return z
+    from vqvae import audio_inference
+    from vqvae.audio_data import write_wav
+
+    voices = labels if labels is not None else torch.full((n,), voice or 0, dtype=torch.long)
+    wav = audio_inference.decode(tok, z[:, 0].cpu(), voices)
+    sr, names = tok.config.sample_rate, tok.config.speakers
+    out = Path(out)
+    paths = [out] if out.suffix.lower() == ".wav" and n == 1 else [out / f"sample_{i:03d}_{names[int(v)]}.wav" for i, v in enumerate(voices)]
+    for p, w in zip(paths, wav):
+        write_wav(p, w[0], sr)
+    plots.save_spectrograms([(p.name, w[0]) for p, w in list(zip(paths, wav))[:4]], sr,
+                            out.with_suffix(".png") if out.suffix.lower() == ".wav" else out / "spectrograms.png")
     return z
 
 
 def sample(prior: str, n: int, label: int | None, temperature: float, top_k: int, top_p: float, seed: int, out: str,
-           save_codes: str | None, device: str = "auto") -> Path:
+           save_codes: str | None, device: str = "auto", speaker: str | None = None) -> Path:
     if n < 1:
         raise VQVAEError(f"-n must be >= 1, got {n}")
     if temperature <= 0:
@@ -122,7 +141,17 @@ def sample(prior: str, n: int, label: int | None, temperature: float, top_k: int
         raise VQVAEError(f"--top-k must be >= 0 and --top-p in (0, 1], got {top_k}, {top_p}")
     dev = pick_device(device)
     cfg, model, tok_cfg, tok = codes.load_prior(prior, device=dev)
-    z = _sample_grid(model, tok, cfg, n, label, out, torch.Generator().manual_seed(seed), temperature=temperature, top_k=top_k, top_p=top_p)
+    voice = None
+    if speaker is not None:
+        if tok_cfg.arch not in AUDIO_ARCHS:
+            raise VQVAEError("--speaker is for priors over audio codes; use --label for image classes")
+        from vqvae.commands_audio import speaker_id
+
+        voice = speaker_id(tok_cfg, speaker)
+        if cfg.model.num_classes:
+            label = voice
+    z = _sample_grid(model, tok, cfg, n, label, out, torch.Generator().manual_seed(seed), voice=voice, temperature=temperature,
+                     top_k=top_k, top_p=top_p)
     msg = f"{n} samples -> {out}"
     if save_codes:
         np.save(save_codes, z.cpu().numpy().astype(np.int16 if cfg.model.codebook_size <= 2**15 else np.int32))
@@ -137,11 +166,18 @@ def evaluate_prior(run: str, data_root: str | None, split: str, classifier: str 
     dev = pick_device(device)
     cfg, model, tok_cfg, tok = codes.load_prior(run, device=dev)
     tok_dir = codes.resolve_tokenizer(Path(run), cfg.tokenizer.path)
-    d = tok_cfg.data
-    ds = load_images(d.name, split, root=data_root or d.root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
-    tm = inference.evaluate(tok, ds.images, desc="tokenizer")
     cs = codes.dataset_codes(tok_dir, tok_cfg, tok, cfg.tokenizer.fingerprint, split, data_root=data_root)
     pm = PriorTask().evaluate(model, cs.images, cs.labels, 256)
+    if tok_cfg.arch in AUDIO_ARCHS:  # the code rate under the learned prior vs the uniform one
+        per_s = tok_cfg.model.sample_rate / tok_cfg.model.downsampling
+        res = {"run": str(run), "split": split, "clips": len(cs), "prior_bits_per_code": pm["bits_per_code"],
+               "uniform_bits_per_code": math.log2(cfg.model.codebook_size), "bits_per_second": pm["bits_per_code"] * per_s,
+               "bits_per_second_uniform_prior": math.log2(cfg.model.codebook_size) * per_s}
+        print(json.dumps(res, indent=2) if as_json else f"{split}: {res['prior_bits_per_code']:.3f} bits/code under the prior, "
+              f"{res['bits_per_second']:.0f} bits/s (uniform prior: {res['bits_per_second_uniform_prior']:.0f})")
+        return res
+    ds = load_split(tok_cfg, split, data_root)
+    tm = inference.evaluate(tok, ds.images, desc="tokenizer")
     subpixels = int(np.prod(ds.images.shape[1:]))
     res = {
         "run": str(run), "data": ds.name, "split": split, "images": len(ds),
