@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.mdsection import cpu_name, replace_section  # noqa: E402
+from benchmarks.mdsection import device_label, replace_section  # noqa: E402
 from vqvae import checkpoint, commands, commands_prior  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def main() -> int:
         results[arch] = {**ev, "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
                          "params": sum(int(v.numel()) for v in checkpoint._read_safetensors(run / checkpoint.MODEL)[0].values()),
                          "model": {k: v for k, v in vars(cfg.model).items()}, "sample_grid_s": time.time() - t}
-    device = f"cuda: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else f"CPU: {cpu_name()}, {torch.get_num_threads()} threads"
+    device = device_label()
     report = {"data": args.data, "tokenizer": {k: tok_eval[k] for k in ("psnr", "usage_pct", "perplexity", "bits_per_dim", "step")},
               "classifier_test_accuracy": next((r.get("classifier_test_accuracy") for r in results.values()), None),
               "priors": results, "timings": timings, "device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.mdsection import cpu_name, replace_section  # noqa: E402
+from benchmarks.mdsection import device_label, replace_section  # noqa: E402
 from vqvae import commands  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def main() -> int:
     t0 = time.time()
     final = commands.train(args.data, None, str(out), None, args.minutes, False, None, args.overrides + extra, progress=False)
     cfg = json.loads((out / "config.json").read_text())
-    device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU: {cpu_name()}, {torch.get_num_threads()} threads"
+    device = device_label()
     result = {
         "data": args.data,
         "minutes": args.minutes,

@@ -28,3 +28,12 @@ def replace_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def device_label() -> str:
+    """``cuda: <GPU name>`` or ``CPU: <model>, <n> threads``, for the benchmark tables."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name()}"
+    return f"CPU: {cpu_name()}, {torch.get_num_threads()} threads"

@@ -30,19 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqvae.nets.blocks import ResidualStack
+from vqvae.nets.blocks import ResidualStack, strided_stack
 
 MU_LAW_CLASSES = 256
 
-
-def _strided_stack(conv, channels: list[int]) -> list[nn.Module]:
-    """Window-4 stride-2 (transposed) 1-D convs through ``channels``, ReLU between them."""
-    layers: list[nn.Module] = []
-    for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:])):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(conv(cin, cout, 4, stride=2, padding=1))
-    return layers
 
 
 class AudioEncoder(nn.Module):
@@ -58,7 +49,7 @@ class AudioEncoder(nn.Module):
         super().__init__()
         self.downsampling = 2**num_downsamples
         self.net = nn.Sequential(
-            *_strided_stack(nn.Conv1d, [in_ch] + [hidden] * num_downsamples),
+            *strided_stack(nn.Conv1d, [in_ch] + [hidden] * num_downsamples),
             ResidualStack(hidden, res_hidden, num_res_blocks, dims=1),
             nn.Conv1d(hidden, embedding_dim, 1),
         )

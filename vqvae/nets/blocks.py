@@ -11,6 +11,18 @@ import torch
 from torch import nn
 
 
+def strided_stack(conv, channels: list[int]) -> list[nn.Module]:
+    """Window-4 stride-2 (transposed) convolutions through ``channels``, ReLU between them:
+    the paper's down- and up-sampling for images (2-D) and audio (1-D). Each halves
+    (doubles) the length exactly: padding 1 on window 4."""
+    layers: list[nn.Module] = []
+    for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:])):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(conv(cin, cout, 4, stride=2, padding=1))
+    return layers
+
+
 class ResidualBlock(nn.Module):
     """``x + conv1x1(relu(conv3x3(relu(x))))`` for 1-D (audio) or 2-D (image) inputs."""
 

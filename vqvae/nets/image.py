@@ -16,17 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vqvae.nets.blocks import ResidualStack
+from vqvae.nets.blocks import ResidualStack, strided_stack
 
-
-def _strided_stack(conv, channels: list[int]) -> list[nn.Module]:
-    """4x4 stride-2 (transposed) convs through ``channels`` with ReLU between them."""
-    layers: list[nn.Module] = []
-    for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:])):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(conv(cin, cout, 4, stride=2, padding=1))
-    return layers
 
 
 class ImageEncoder(nn.Module):
@@ -34,7 +25,7 @@ class ImageEncoder(nn.Module):
         super().__init__()
         chans = [in_channels] + [hidden] * num_downsamples
         self.net = nn.Sequential(
-            *_strided_stack(nn.Conv2d, chans),
+            *strided_stack(nn.Conv2d, chans),
             ResidualStack(hidden, res_hidden, num_res_blocks),
             nn.Conv2d(hidden, embedding_dim, 1),
         )
@@ -52,7 +43,7 @@ class ImageDecoder(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(embedding_dim, hidden, 3, padding=1),
             ResidualStack(hidden, res_hidden, num_res_blocks),
-            *_strided_stack(nn.ConvTranspose2d, chans),
+            *strided_stack(nn.ConvTranspose2d, chans),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
