@@ -58,6 +58,7 @@ class AudioVQVAEConfig:
     quantizer: str = "ema"  # "vq" (paper, gradient codebook) or "ema" (appendix A.1)
     decay: float = 0.99
     kmeans_init: bool = True
+    kmeans_batches: int = 1  # batches of encoder outputs gathered for the k-means initialisation
     restart_after: int = 100  # restart codes unused for this many steps; 0 = never
     decoder: str = "parallel"  # "parallel" (one pass) or "wavenet" (the paper's, autoregressive)
     wavenet_channels: int = 64
@@ -80,6 +81,7 @@ class AudioVQVAEConfig:
             (self.quantizer in QUANTIZERS, f"model.quantizer must be one of {sorted(QUANTIZERS)}"),
             (0.0 < self.decay < 1.0, "model.decay must be in (0, 1)"),
             (self.restart_after >= 0, "model.restart_after must be >= 0"),
+            (self.kmeans_batches >= 1, "model.kmeans_batches must be >= 1"),
             (self.decoder in DECODERS, f"model.decoder must be one of {list(DECODERS)}"),
             (self.wavenet_channels >= 1, "model.wavenet_channels must be >= 1"),
             (self.wavenet_layers >= 1, "model.wavenet_layers must be >= 1"),
@@ -134,7 +136,7 @@ class AudioVQVAE(nn.Module):
             self.decoder = ParallelDecoder(c.embedding_dim, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, c.speaker_dim)
         else:
             self.decoder = WaveNetDecoder(c.embedding_dim, c.wavenet_channels, c.wavenet_layers, c.wavenet_cycle, c.speaker_dim, c.downsampling)
-        kw = dict(commitment_cost=c.commitment_cost, kmeans_init=c.kmeans_init, restart_after=c.restart_after)
+        kw = dict(commitment_cost=c.commitment_cost, kmeans_init=c.kmeans_init, kmeans_batches=c.kmeans_batches, restart_after=c.restart_after)
         if c.quantizer == "ema":
             kw["decay"] = c.decay
         self.quantizer = make_quantizer(c.quantizer, c.codebook_size, c.embedding_dim, 1, **kw)
