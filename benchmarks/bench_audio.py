@@ -58,7 +58,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_out/audio")
     ap.add_argument("--wavenet-overrides", default="--model.decoder=wavenet,--model.wavenet_channels=32,--train.steps=1000,"
-                    "--data.clip_length=2048,--train.eval_every=0")
+                    "--data.crop=2048,--train.eval_every=0")
     ap.add_argument("--generate-clips", type=int, default=8, help="test clips the WaveNet generates for SNR / log-mel / RTF")
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--quick", action="store_true", help="a few steps of everything (a smoke test of the script)")
@@ -92,7 +92,7 @@ def main() -> int:
     gen_s = time.perf_counter() - t
     ev.update({"snr_db_generated": metrics.snr_db(x, y).mean().item(), "log_mel_distance_generated": metrics.log_mel_distance(x, y, sr).mean().item(),
                "generated_clips": n, "rtf_batched": gen_s / (n * x.shape[-1] / sr),
-               "rtf_batch1": _rtf(wmodel, x[:1, :, :2048], s[:1], sr, 1), "steps": wcfg.train.steps, "train_clip": wcfg.data.clip_length})
+               "rtf_batch1": _rtf(wmodel, x[:1, :, :2048], s[:1], sr, 1), "steps": wcfg.train.steps, "train_crop": wcfg.data.crop})
     pm = res["parallel"]
     pm_y = audio_inference.decode(model, audio_inference.encode(model, x), s)
     ev["parallel_snr_db_same_clips"] = metrics.snr_db(x, pm_y).mean().item()
@@ -108,7 +108,7 @@ def main() -> int:
         w = res["wavenet"]
         body = f"""`python benchmarks/bench_audio.py` ({report['date']}, {report['device']}, torch {report['torch']})
 
-Test split: the 300 official test clips (index 0-4), trimmed, at most 4096 samples (0.5 s) at 8 kHz.
+Test split: the 300 official test clips (index 0-4), silence-trimmed, at most 8192 samples (1 s) at 8 kHz.
 
 | decoder | steps | SNR | log-mel distance | mu-law NLL (bits/sample) | code rate | codebook used | RTF batch 1 | RTF batched |
 |---|---|---|---|---|---|---|---|---|

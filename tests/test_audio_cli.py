@@ -11,7 +11,7 @@ from vqvae.audio_data import read_wav, write_wav
 from vqvae.cli import main
 
 SR = 8000
-TINY = ["--no-progress", "--data.clip_length=512", "--train.batch_size=8", "--train.eval_images=8", "--train.log_every=2"]
+TINY = ["--no-progress", "--data.clip_length=512", "--data.crop=256", "--train.batch_size=8", "--train.eval_images=8", "--train.log_every=2"]
 
 
 def fake_fsdd(folder):

@@ -123,3 +123,22 @@ def test_kill_9_mid_training_then_resume(tmp_path):
     cfg, model = checkpoint.load_run(run)
     step2, _ = checkpoint.load_train_state(run, model, torch.optim.Adam(model.parameters()))
     assert step2 == step + 3
+
+
+def test_random_crop_takes_contiguous_windows_and_patches():
+    from vqvae.train import random_crop
+
+    x = torch.arange(4 * 2 * 50, dtype=torch.float32).view(4, 2, 50)
+    y = random_crop(x, 16, torch.Generator().manual_seed(0))
+    assert y.shape == (4, 2, 16)
+    for i in range(4):
+        start = int(y[i, 0, 0] - x[i, 0, 0])
+        assert torch.equal(y[i], x[i, :, start : start + 16])  # same window on every channel
+    assert torch.equal(random_crop(x, 16, torch.Generator().manual_seed(0)), y)  # a function of the generator
+    assert random_crop(x, 64, torch.Generator()).shape == x.shape  # shorter clips stay whole
+    img = torch.arange(3 * 1 * 10 * 12).view(3, 1, 10, 12)
+    p = random_crop(img, 4, torch.Generator().manual_seed(1))
+    assert p.shape == (3, 1, 4, 4)
+    for i in range(3):
+        r, c = divmod(int(p[i, 0, 0, 0] - img[i, 0, 0, 0]), 12)
+        assert torch.equal(p[i], img[i, :, r : r + 4, c : c + 4])

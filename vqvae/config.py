@@ -32,6 +32,7 @@ class DataConfig:
     channels: int = 0  # 0: native; 1 or 3 converts
     download: bool = False  # fetch the official files when missing (needs internet)
     hflip: bool = False  # random horizontal flips in training
+    crop: int = 0  # train on random crops: windows of this many samples (audio) or crop x crop patches (images); 0: off
     # audio (fsdd, folders of .wav):
     sample_rate: int = 8000  # clips are resampled to this rate
     clip_length: int = 8192  # samples per clip (centre-cropped or zero-padded)
@@ -43,6 +44,8 @@ class DataConfig:
             raise ConfigError("data.image_size must be >= 0 and data.channels one of 0, 1, 3")
         if not (1000 <= self.sample_rate <= 192000 and self.clip_length >= 64):
             raise ConfigError("data.sample_rate must be in 1000..192000 and data.clip_length >= 64")
+        if self.crop < 0:
+            raise ConfigError(f"data.crop must be >= 0 (0: no random crops), got {self.crop}")
         if self.label not in ("speaker", "digit"):
             raise ConfigError(f"data.label must be 'speaker' or 'digit', got {self.label!r}")
 

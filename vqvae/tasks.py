@@ -52,6 +52,8 @@ class TokenizerTask(Task):
             raise VQVAEError(f"model.in_channels={cfg.model.in_channels} but {train_set.name} images have {train_set.channels} channels")
         f = cfg.model.downsampling
         h, w = train_set.image_size
+        if cfg.data.crop and (cfg.data.crop % f or cfg.data.crop > min(h, w)):
+            raise VQVAEError(f"data.crop={cfg.data.crop} must divide by the downsampling {f} and fit the {h}x{w} images")
         if h % f or w % f:
             raise VQVAEError(f"{train_set.name} images are {h}x{w}, not divisible by the downsampling {f}: set data.image_size or model.num_downsamples")
 
@@ -153,8 +155,9 @@ class AudioTask(Task):
         m.sample_rate = cfg.data.sample_rate
         if not m.speakers:
             m.speakers = list(train_set.classes)
-        if cfg.data.clip_length % m.downsampling:
-            raise VQVAEError(f"data.clip_length={cfg.data.clip_length} is not divisible by the downsampling {m.downsampling}")
+        for key in ("clip_length", "crop"):
+            if getattr(cfg.data, key) % m.downsampling:
+                raise VQVAEError(f"data.{key}={getattr(cfg.data, key)} is not divisible by the downsampling {m.downsampling}")
 
     def step(self, model, x, y, detail):
         out = model(x, y)

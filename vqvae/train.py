@@ -116,10 +116,12 @@ class Trainer:
         """Batch ``step``: inputs and labels (``None`` for unlabelled data)."""
         idx = self.sampler.indices(step).to(self.device)
         x = self.train_x[idx]
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + step)  # augmentation: a function of (seed, step)
         if self.cfg.data.hflip and self.task.images:
-            g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + step)
             flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(self.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        if self.cfg.data.crop:
+            x = random_crop(x, self.cfg.data.crop, g)
         return x, None if self.train_y is None else self.train_y[idx]
 
     def _log(self, record: dict) -> None:
@@ -208,6 +210,25 @@ class Trainer:
             self._writer.close()
         return final
 
+
+
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A random window of ``size`` samples of each clip ``(B, C, T)``, or a random ``size x size``
+    patch of each image ``(B, C, H, W)``; inputs already that small are returned whole."""
+    b = x.shape[0]
+    if x.ndim == 3:
+        if x.shape[-1] <= size:
+            return x
+        start = torch.randint(0, x.shape[-1] - size + 1, (b,), generator=generator).to(x.device)
+        idx = (start[:, None] + torch.arange(size, device=x.device))[:, None, :].expand(b, x.shape[1], size)
+        return torch.gather(x, 2, idx)
+    h, w = x.shape[-2:]
+    if h <= size and w <= size:
+        return x
+    sh, sw = min(size, h), min(size, w)
+    top = torch.randint(0, h - sh + 1, (b,), generator=generator).tolist()
+    left = torch.randint(0, w - sw + 1, (b,), generator=generator).tolist()
+    return torch.stack([x[i, :, t : t + sh, l_ : l_ + sw] for i, (t, l_) in enumerate(zip(top, left))])
 
 
 def _on(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
