@@ -142,3 +142,12 @@ def test_random_crop_takes_contiguous_windows_and_patches():
     for i in range(3):
         r, c = divmod(int(p[i, 0, 0, 0] - img[i, 0, 0, 0]), 12)
         assert torch.equal(p[i], img[i, :, r : r + 4, c : c + 4])
+
+
+def test_fp16_with_loss_scaling_trains_and_resumes_its_scale(tmp_path):
+    tr = _train(tmp_path / "a", 4, amp="fp16")
+    assert tr.scaler.is_enabled() and all(torch.isfinite(p).all() for p in tr.model.parameters())
+    scale = tr.scaler.get_scale()
+    resumed = Trainer(tiny_config(steps=4, eval_every=0, amp="fp16"), tmp_path / "a", image_set(64), image_set(16, seed=1),
+                      resume=True, progress=False)
+    assert resumed.step == 4 and resumed.scaler.get_scale() == scale

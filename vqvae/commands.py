@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqvae import checkpoint, inference, plots
+from vqvae import checkpoint, dist, inference, plots
 from vqvae.config import load_config, merge, parse_overrides
 from vqvae.data import ImageSet, read_image, write_image
 from vqvae.splits import is_audio, load_split
@@ -92,23 +92,33 @@ def train(data: str | None, config: str | None, out: str | None, steps: int | No
             raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
     train_set, test_set = _load_split(cfg, "train"), _load_split(cfg, "test")
     trainer = Trainer(cfg, run_dir, train_set, test_set, resume=resume, progress=progress)
-    print(f"training {cfg.arch} on {train_set.name} ({len(train_set)} train / {len(test_set)} test) on {trainer.device} -> {run_dir}")
+    main_rank = dist.is_main()
+    if main_rank:
+        procs = f" x {dist.world_size()} processes" if trainer.distributed else ""
+        print(f"training {cfg.arch} on {train_set.name} ({len(train_set)} train / {len(test_set)} test) on {trainer.device}{procs} -> {run_dir}")
     final = trainer.fit()
+    if main_rank:
+        _finish_run(run_dir, cfg, trainer.model.eval(), test_set, final)
+    dist.shutdown()
+    return final
+
+
+def _finish_run(run_dir: Path, cfg, model, test_set, final: dict) -> None:
+    """eval.json, the pictures of the run, and a one-line summary."""
     checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
     if cfg.arch == "vqvae":
-        write_report(run_dir, trainer.model.eval(), test_set)
+        write_report(run_dir, model, test_set)
         print(_summary(final))
     elif is_audio(cfg) and cfg.arch != "classifier":
         from vqvae import commands_audio
 
-        commands_audio.write_report(run_dir, trainer.model.eval(), test_set)
+        commands_audio.write_report(run_dir, model, test_set)
         save_curves(run_dir, cfg.arch)
         print(f"step {final['step']}: test SNR {final.get('snr_db', float('nan')):.2f} dB, log-mel distance {final.get('log_mel_distance', float('nan')):.3f}, "
               f"{final['bits_per_sample']:.3f} bits/sample, {final['usage_pct']:.1f}% of codes used; see {run_dir / 'spectrograms.png'}")
     else:
         save_curves(run_dir, cfg.arch)
         print(f"step {final['step']}: " + ", ".join(f"test {k} {v:.4g}" for k, v in final.items() if k in ("accuracy", "loss")))
-    return final
 
 
 def _summary(m: dict) -> str:

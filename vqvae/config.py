@@ -67,7 +67,8 @@ class TrainConfig:
     ckpt_minutes: float = 2.0  # and at least this often in wall-clock time
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
-    amp: str = "none"  # "none" or "bf16" (the quantizer stays in fp32)
+    amp: str = "none"  # "none", "bf16" or "fp16" (with dynamic loss scaling); the quantizer stays in fp32
+    powersgd_rank: int = 0  # multi-process: PowerSGD gradient compression of this rank (0: off; DALL-E used it)
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
     def validate(self) -> None:
@@ -80,7 +81,8 @@ class TrainConfig:
             (self.warmup_steps >= 0 and self.weight_decay >= 0 and self.grad_clip >= 0, "train.warmup_steps, weight_decay, grad_clip must be >= 0"),
             (self.eval_every >= 0 and self.eval_images >= 0, "train.eval_every and train.eval_images must be >= 0"),
             (self.log_every >= 1 and self.ckpt_every >= 1 and self.ckpt_minutes > 0, "train.log_every, ckpt_every, ckpt_minutes must be > 0"),
-            (self.amp in ("none", "bf16"), "train.amp must be 'none' or 'bf16'"),
+            (self.amp in ("none", "bf16", "fp16"), "train.amp must be 'none', 'bf16' or 'fp16'"),
+            (self.powersgd_rank >= 0, "train.powersgd_rank must be >= 0"),
             (self.threads >= 0, "train.threads must be >= 0"),
             (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), "train.device must be auto, cpu, cuda[:N] or mps"),
         ]

@@ -15,6 +15,42 @@ import torch
 import torch.distributed as td
 
 
+def init_from_env() -> bool:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1): NCCL with one GPU
+    per process (``LOCAL_RANK``) where CUDA is available, else gloo. Returns whether this is a
+    multi-process run; a no-op in one process or when already initialised."""
+    if is_initialized():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank())
+        td.init_process_group("nccl")
+    else:
+        td.init_process_group("gloo")
+    return True
+
+
+def shutdown() -> None:
+    """Leave the process group (after a barrier, so rank 0 finishes writing first)."""
+    if is_initialized():
+        td.barrier()
+        td.destroy_process_group()
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def any_true(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True if ``flag`` is true on any rank (so every rank takes the same branch)."""
+    if not is_initialized():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    td.all_reduce(t, op=td.ReduceOp.SUM)
+    return bool(t.item() > 0)
+
+
 def is_initialized() -> bool:
     return td.is_available() and td.is_initialized()
 

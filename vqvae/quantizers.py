@@ -239,6 +239,12 @@ class _Quantizer(nn.Module):
         self._set_codes(dead, vectors)
         self.steps_unused[dead] = 0
 
+    def _usage(self, idx: torch.Tensor) -> torch.Tensor:
+        """Code counts of this batch, summed over ranks in training (so EMA statistics and restarts
+        agree everywhere); rank-local in evaluation, which needs no collectives."""
+        usage = torch.bincount(idx, minlength=self.codebook_size).float()
+        return dist.all_reduce_sum(usage) if self.training else usage
+
     def _finish(self, z: torch.Tensor, q: torch.Tensor, idx: torch.Tensor, usage: torch.Tensor, learned: bool) -> QuantizerOutput:
         """Assemble the output from the flat chosen codes ``q (N, D)``.
 
@@ -289,7 +295,7 @@ class VectorQuantizer(_Quantizer):
             flat = to_flat(z).float()
             self._maybe_kmeans_init(flat)
             idx = nearest_code(flat.detach(), self.embedding.detach())
-            usage = dist.all_reduce_sum(torch.bincount(idx, minlength=self.codebook_size).float())
+            usage = self._usage(idx)
             out = self._finish(z, F.embedding(idx, self.embedding), idx, usage, learned=True)
             self._maybe_restart(flat, usage)
             return out
@@ -344,7 +350,7 @@ class VectorQuantizerEMA(_Quantizer):
             flat = to_flat(z).float()
             self._maybe_kmeans_init(flat)
             idx = nearest_code(flat.detach(), self.embedding)
-            usage = dist.all_reduce_sum(torch.bincount(idx, minlength=self.codebook_size).float())
+            usage = self._usage(idx)
             # Codes from the codebook before this step's update, as in Sonnet.
             out = self._finish(z, F.embedding(idx, self.embedding).clone(), idx, usage, learned=False)
             if self.training:

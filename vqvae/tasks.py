@@ -25,6 +25,11 @@ from vqvae import inference, losses
 from vqvae.errors import VQVAEError
 
 
+def raw(model):
+    """The model under a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
 class Task:
     bar = ("loss",)  # logs shown on the progress bar
     curves = (("loss", "loss", "loss"),)  # (train key, test key, title) panels of loss_curves.png
@@ -62,7 +67,7 @@ class TokenizerTask(Task):
         logs = {"recon_loss": out.recon_loss, "commitment": out.vq.commitment_loss, "perplexity": out.vq.perplexity}
         if detail:  # the categorical mean needs a softmax over 256 bins: only on logging steps
             with torch.no_grad():
-                rec = losses.reconstruct(model.config.likelihood, out.out.detach())
+                rec = losses.reconstruct(raw(model).config.likelihood, out.out.detach())
                 mse = (((rec.float() - x.float()) / 255.0) ** 2).mean().item()
             logs["psnr"] = 10 * math.log10(1 / max(mse, 1e-12))
         return out.loss, logs
@@ -84,7 +89,7 @@ class PriorTask(Task):
 
     @staticmethod
     def _labels(model, y):
-        return y if model.config.num_classes else None
+        return y if raw(model).config.num_classes else None
 
     def step(self, model, x, y, detail):
         out = model(x, self._labels(model, y))

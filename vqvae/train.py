@@ -74,7 +74,10 @@ class Trainer:
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = pick_device(t.device)
+        self.distributed = dist.init_from_env()
+        self.device = torch.device("cuda", dist.local_rank()) if self.distributed and torch.cuda.is_available() else pick_device(t.device)
+        if t.batch_size % dist.world_size():
+            raise VQVAEError(f"train.batch_size={t.batch_size} (the global batch) must divide by the {dist.world_size()} processes")
         self.task = task_for(cfg.arch)
         self.task.prepare(cfg, train_set)
         torch.manual_seed(t.seed)
@@ -87,16 +90,38 @@ class Trainer:
         self.sampler = BatchSampler(len(train_set), t.batch_size, t.seed)
         self.step = 0
         self.best_eval: dict = {}
+        # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume and (self.run_dir / checkpoint.STATE).is_file():
             self.step, extra = checkpoint.load_train_state(self.run_dir, self.model, self.optimizer)
-            self._truncate_metrics(self.step)
+            if extra.get("grad_scaler"):
+                self.scaler.load_state_dict(extra["grad_scaler"])
+            if dist.is_main():
+                self._truncate_metrics(self.step)
         elif resume:
             tqdm.write(f"no training state in {self.run_dir}; starting from step 0")
         if dist.is_main():
             checkpoint.save_config(self.run_dir, cfg)
         self._writer = None
+        self.ddp = self._wrap_ddp() if self.distributed else None
 
+    def _wrap_ddp(self):
+        """DistributedDataParallel over the model: gradients averaged over ranks; buffers are not
+        broadcast because the quantizers keep them identical themselves (all-reduced EMA
+        statistics, broadcast k-means and restarts). Optional PowerSGD compression (Vogels et al.
+        2019), which DALL-E used to cut gradient traffic."""
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        ddp = DDP(self.model, device_ids=ids, broadcast_buffers=False)
+        if self.cfg.train.powersgd_rank:
+            from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as powersgd
+
+            state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=self.cfg.train.powersgd_rank,
+                                           start_powerSGD_iter=2)
+            ddp.register_comm_hook(state, powersgd.powerSGD_hook)
+        return ddp
     # -- helpers -----------------------------------------------------------
     def lr_at(self, step: int) -> float:
         t = self.cfg.train
@@ -108,13 +133,17 @@ class Trainer:
         return t.lr
 
     def _autocast(self):
-        if self.cfg.train.amp == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.cfg.train.amp in ("bf16", "fp16"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.cfg.train.amp == "bf16" else torch.float16)
         return contextlib.nullcontext()
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Batch ``step``: inputs and labels (``None`` for unlabelled data)."""
-        idx = self.sampler.indices(step).to(self.device)
+        """Batch ``step``: inputs and labels (``None`` for unlabelled data). Under torchrun each rank
+        takes its contiguous share of the global batch."""
+        idx = self.sampler.indices(step)
+        if self.distributed:
+            idx = idx.view(dist.world_size(), -1)[dist.rank()]
+        idx = idx.to(self.device)
         x = self.train_x[idx]
         g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + step)  # augmentation: a function of (seed, step)
         if self.cfg.data.hflip and self.task.images:
@@ -146,8 +175,15 @@ class Trainer:
 
     def save(self) -> None:
         if dist.is_main():
-            checkpoint.save_train_state(self.run_dir, self.model, self.optimizer, self.step)
+            extra = {"grad_scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else None
+            checkpoint.save_train_state(self.run_dir, self.model, self.optimizer, self.step, extra)
             checkpoint.save_model(self.run_dir, self.model, self.step)
+
+    def _out_of_time(self, deadline: float) -> bool:
+        """Past the wall-clock budget: decided together under torchrun, so every rank stops at the same step."""
+        if deadline == float("inf"):
+            return False
+        return dist.any_true(time.monotonic() >= deadline, self.device)
 
     # -- the loop ----------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None = None, detail: bool = True) -> dict:
@@ -156,16 +192,18 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr_at(self.step)
         with self._autocast():
-            loss, extra = self.task.step(self.model, x, y, detail)
-        if not torch.isfinite(loss):
+            loss, extra = self.task.step(self.ddp or self.model, x, y, detail)
+        if dist.any_true(not bool(torch.isfinite(loss)), self.device):  # every rank stops together
             raise TrainingDiverged(
                 f"loss became {loss.item()} at step {self.step}; stopped, the last good checkpoint in {self.run_dir} is kept (resume with a lower train.lr)"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.cfg.train.grad_clip:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+        self.scaler.update()
         self.step += 1
         logs = {"loss": loss.item(), **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in extra.items()}, "lr": self.lr_at(self.step - 1)}
         return logs
@@ -184,7 +222,7 @@ class Trainer:
         deadline = start + 60 * t.minutes if t.minutes else float("inf")
         bar = tqdm(total=t.steps, initial=self.step, desc="train", disable=not (self.progress and dist.is_main()), dynamic_ncols=True)
         try:
-            while self.step < t.steps and time.monotonic() < deadline:
+            while self.step < t.steps and not self._out_of_time(deadline):
                 log_now = (self.step + 1) % t.log_every == 0 or self.step == 0
                 logs = self.train_step(*self.batch(self.step), detail=log_now)
                 bar.update(1)
