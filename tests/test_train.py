@@ -151,3 +151,18 @@ def test_fp16_with_loss_scaling_trains_and_resumes_its_scale(tmp_path):
     resumed = Trainer(tiny_config(steps=4, eval_every=0, amp="fp16"), tmp_path / "a", image_set(64), image_set(16, seed=1),
                       resume=True, progress=False)
     assert resumed.step == 4 and resumed.scaler.get_scale() == scale
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_compile_and_channels_last_train_the_same_model(tmp_path):
+    """torch.compile (inductor on the CPU here) and NHWC change speed, not the maths: same loss
+    trajectory as eager, and the run directory loads into a plain model (same state-dict keys)."""
+    eager = _train(tmp_path / "eager", 3)
+    fast = _train(tmp_path / "fast", 3, compile="default", channels_last=True)
+    a, b = _params(eager.model), _params(fast.model)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-4, rtol=1e-3), k
+    cfg, model = checkpoint.load_run(tmp_path / "fast")
+    assert sorted(model.state_dict()) == sorted(a)

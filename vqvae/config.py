@@ -68,6 +68,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     amp: str = "none"  # "none", "bf16" or "fp16" (with dynamic loss scaling); the quantizer stays in fp32
+    compile: str = "none"  # torch.compile the encoder/decoder: none, default, reduce-overhead (CUDA graphs), max-autotune
+    channels_last: bool = False  # images: NHWC memory layout (faster convolutions under bf16 on GPUs)
     powersgd_rank: int = 0  # multi-process: PowerSGD gradient compression of this rank (0: off; DALL-E used it)
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
@@ -83,6 +85,8 @@ class TrainConfig:
             (self.log_every >= 1 and self.ckpt_every >= 1 and self.ckpt_minutes > 0, "train.log_every, ckpt_every, ckpt_minutes must be > 0"),
             (self.amp in ("none", "bf16", "fp16"), "train.amp must be 'none', 'bf16' or 'fp16'"),
             (self.powersgd_rank >= 0, "train.powersgd_rank must be >= 0"),
+            (self.compile in ("none", "default", "reduce-overhead", "max-autotune"),
+             "train.compile must be none, default, reduce-overhead or max-autotune"),
             (self.threads >= 0, "train.threads must be >= 0"),
             (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), "train.device must be auto, cpu, cuda[:N] or mps"),
         ]

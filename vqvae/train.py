@@ -82,6 +82,7 @@ class Trainer:
         self.task.prepare(cfg, train_set)
         torch.manual_seed(t.seed)
         self.model = create_model(cfg.arch, cfg.model).to(self.device)
+        self._speed_up(t)
         fused = self.device.type == "cuda"
         opt_cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
@@ -105,6 +106,20 @@ class Trainer:
             checkpoint.save_config(self.run_dir, cfg)
         self._writer = None
         self.ddp = self._wrap_ddp() if self.distributed else None
+
+    def _speed_up(self, t) -> None:
+        """GPU throughput options. ``channels_last`` stores image nets NHWC; ``compile`` compiles the
+        encoder and decoder in place (``nn.Module.compile``, so checkpoint keys do not change) and
+        leaves the quantizer eager: its k-means, bincounts and restarts are data-dependent and
+        would break graphs. ``reduce-overhead`` adds CUDA graphs where shapes are static."""
+        self._channels_last = t.channels_last and self.task.images
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if t.compile != "none":
+            for name in ("encoder", "decoder", "body", "blocks"):
+                part = getattr(self.model, name, None)
+                if isinstance(part, torch.nn.Module):
+                    part.compile(mode=None if t.compile == "default" else t.compile)
 
     def _wrap_ddp(self):
         """DistributedDataParallel over the model: gradients averaged over ranks; buffers are not
@@ -151,6 +166,8 @@ class Trainer:
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.cfg.data.crop:
             x = random_crop(x, self.cfg.data.crop, g)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return x, None if self.train_y is None else self.train_y[idx]
 
     def _log(self, record: dict) -> None:
