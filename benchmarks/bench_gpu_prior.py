@@ -98,7 +98,7 @@ def main() -> int:
         tr = " | ".join(f"{v:,.0f}" for v in res["train_tokens_per_s"].values())
         sa = " | ".join(f"{v:,.0f}" for v in res["sample_tokens_per_s"].values())
         body = (f"`python benchmarks/bench_gpu_prior.py` ({res['date']}, {res['device']}, torch {res['torch']})\n\n"
-                f"Transformer prior {size['n_layer']} layers × {size['n_embd']}, {hw}×{hw} codes (1024 tokens), K = 512, batch {batch}.\n\n"
+                f"Transformer prior {size['n_layer']} layers × {size['n_embd']}, {hw}×{hw} codes ({hw * hw} tokens), K = 512, batch {batch}.\n\n"
                 "| training tokens/s: fp32 | bf16 | bf16 + compile | sampling tokens/s (KV cache): fp32 | bf16 |\n"
                 f"|---|---|---|---|---|\n| {tr} | {sa} |\n")
         replace_section(Path(args.update_md), "bench_gpu_prior", body)
