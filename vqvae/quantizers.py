@@ -71,9 +71,16 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor, chunk_size: int | None
     dtype or autocast state, ``chunk_size`` rows at a time into one reused
     ``(chunk, K)`` buffer, so the full ``N x K`` matrix is never allocated.
     Exact up to fp32 rounding: only near-ties can differ from a float64 oracle.
+    On CUDA with Triton installed (and ``VQVAE_TRITON`` not ``0``), the fused
+    kernel of :mod:`vqvae.kernels.nearest_triton` does the same search in one pass.
     """
     if x.ndim != 2 or codebook.ndim != 2 or x.shape[1] != codebook.shape[1]:
         raise ValueError(f"expected x (N, D) and codebook (K, D), got {tuple(x.shape)} and {tuple(codebook.shape)}")
+    if x.is_cuda and chunk_size is None:  # the fused Triton kernel: distances and argmin without writing N x K
+        from vqvae.kernels import nearest_triton
+
+        if nearest_triton.supported(x, codebook):
+            return nearest_triton.nearest_code_triton(x, codebook)
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = x.float()
         e = codebook.float()
