@@ -60,6 +60,7 @@ def main() -> int:
     ap.add_argument("--unconditional", action="store_true", help="train unconditional priors (default: class-conditional)")
     ap.add_argument("--no-classifier", action="store_true")
     ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--temperatures", default="1.0,0.8", help="sampling temperatures at which samples are scored")
     ap.add_argument("--prior-overrides", default="", help="comma-separated --section.key=value for the priors")
     ap.add_argument("--tokenizer-overrides", default="", help="comma-separated overrides for the tokenizer")
     ap.add_argument("--classifier-overrides", default="", help="comma-separated overrides for the classifier")
@@ -96,9 +97,16 @@ def main() -> int:
             commands_prior.train_prior(str(tok), arch, not args.unconditional, None, str(run), None, None, False, None, overrides, progress=False)
             timings[f"{arch}_s"] = time.time() - t
         cfg = checkpoint.load_config(run)
-        ev = commands_prior.evaluate_prior(str(run), None, "test", str(cls) if use_cls else None, args.samples, 0, as_json=False)
+        temps = [float(x) for x in args.temperatures.split(",")]
+        ev = commands_prior.evaluate_prior(str(run), None, "test", str(cls) if use_cls else None, args.samples, 0, as_json=False,
+                                           temperature=temps[0])
+        ev["by_temperature"] = {temps[0]: {k: ev.get(k) for k in ("sample_accuracy", "fd_samples")}}
+        for temp in temps[1:] if use_cls else []:
+            e2 = commands_prior.evaluate_prior(str(run), None, "test", str(cls), args.samples, 0, as_json=False, temperature=temp)
+            ev["by_temperature"][temp] = {k: e2.get(k) for k in ("sample_accuracy", "fd_samples")}
         t = time.time()
-        commands_prior.sample(str(run), 64, None, 1.0, 0, 1.0, 0, str(run / "samples_grid.png"), None)
+        n_grid = 8 * cfg.model.num_classes if cfg.model.num_classes else 64
+        commands_prior.sample(str(run), n_grid, None, temps[-1], 0, 1.0, 0, str(run / "samples_grid.png"), None)
         results[arch] = {**ev, "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
                          "params": sum(int(v.numel()) for v in checkpoint._read_safetensors(run / checkpoint.MODEL)[0].values()),
                          "model": {k: v for k, v in vars(cfg.model).items()}, "sample_grid_s": time.time() - t}
@@ -128,18 +136,22 @@ def _write_md(args, report: dict, out: Path) -> None:
              f"Tokenizer: {tk['step']} steps, test PSNR {tk['psnr']:.2f} dB, {tk['usage_pct']:.1f} % of codes used, perplexity "
              f"{tk['perplexity']:.1f}, {tk['bits_per_dim']:.3f} bits/dim under the uniform prior.", ""]
     has_cls = any("fd_samples" in r for r in report["priors"].values())
+    temps = [float(x) for x in args.temperatures.split(",")]
     head = "| prior | params | steps × batch | test NLL (bits/code) | uniform (bits/code) | bits/dim learned prior | bits/dim uniform prior |"
     sep = "|---|---|---|---|---|---|---|"
     if has_cls:
-        head += " sample accuracy | classifier FD samples | FD reconstructions |"
+        ts = " / ".join(f"T={t:g}" for t in temps)
+        head += f" sample accuracy ({ts}) | classifier FD samples ({ts}) | FD reconstructions |"
         sep += "---|---|---|"
     lines += [head, sep]
     for arch, r in report["priors"].items():
         row = (f"| {arch}{' (class-conditional)' if r['model']['num_classes'] else ''} | {r['params'] / 1e6:.2f}M | {r['steps']} × {r['batch_size']} "
                f"| **{r['prior_bits_per_code']:.3f}** | {r['uniform_bits_per_code']:.3f} | **{r['bits_per_dim']:.3f}** | {r['bits_per_dim_uniform_prior']:.3f} |")
         if has_cls:
-            acc = r.get("sample_accuracy")
-            row += f" {'' if acc is None else f'**{100 * acc:.1f} %**'} | {r['fd_samples']:.2f} | {r['fd_reconstructions']:.2f} |"
+            bt = r["by_temperature"]
+            accs = " / ".join("–" if bt[t]["sample_accuracy"] is None else f"{100 * bt[t]['sample_accuracy']:.1f} %" for t in temps)
+            fds = " / ".join(f"{bt[t]['fd_samples']:.2f}" for t in temps)
+            row += f" **{accs}** | {fds} | {r['fd_reconstructions']:.2f} |"
         lines.append(row)
         grid = docs / f"{_slug(args.data)}-{arch}-samples.png"
         shutil.copyfile(out / arch / "samples_grid.png", grid)
@@ -147,9 +159,10 @@ def _write_md(args, report: dict, out: Path) -> None:
         lines += ["", f"Classifier (the project's, `vqvae classifier train --data {args.data}`): test accuracy "
                       f"{100 * report['classifier_test_accuracy']:.1f} %; on the tokenizer's reconstructions "
                       f"{100 * next(iter(report['priors'].values()))['reconstruction_accuracy']:.1f} %. Scores use {args.samples} samples "
-                      "(balanced over classes) at temperature 1; the Fréchet distance is on this classifier's 128 features, "
+                      f"(balanced over classes) at each temperature T; grids below at T={temps[-1]:g}, 8 per class; the Fréchet distance is on this classifier's 128 features, "
                       "comparable only within this table."]
-    lines += ["", " ".join(f"![{a}](docs/priors/{_slug(args.data)}-{a}-samples.png)" for a in report["priors"])]
+    lines += ["", f"Sample grids (temperature {temps[-1]:g}):", "",
+              " ".join(f"![{a}](docs/priors/{_slug(args.data)}-{a}-samples.png)" for a in report["priors"])]
     replace_section(Path(args.update_md), f"bench_priors:{args.data}", "\n".join(lines) + "\n")
 
 

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--inception", help="prior runs: the TorchScript Inception-v3 (inception-2015-12-05.pt) for standard FID, if you have it")
     e.add_argument("-n", "--samples", type=int, default=1000, help="prior runs with --classifier: samples to draw (default 1000)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--temperature", type=float, default=1.0, help="prior runs: sampling temperature of the scored samples")
+    e.add_argument("--top-k", type=int, default=0)
+    e.add_argument("--top-p", type=float, default=1.0)
     e.add_argument("--speaker-classifier", help="audio runs: a speaker classifier run, to score speaker conversion")
     e.add_argument("--digit-classifier", help="audio runs: a digit classifier run (--data.label=digit), to score conversion")
 

@@ -149,8 +149,10 @@ def evaluate_any(args) -> dict:
         return m
     if args.samples < 2:
         raise VQVAEError(f"-n/--samples must be >= 2, got {args.samples}")
+    if args.temperature <= 0 or args.top_k < 0 or not 0 < args.top_p <= 1:
+        raise VQVAEError("--temperature must be > 0, --top-k >= 0 and --top-p in (0, 1]")
     return commands_prior.evaluate_prior(args.run, args.data_root, args.split, args.classifier, args.samples, args.seed, args.json,
-                                         inception=args.inception)
+                                         inception=args.inception, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
 
 
 def evaluate(run: str, data: str | None, data_root: str | None, split: str, as_json: bool) -> dict:

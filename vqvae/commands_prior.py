@@ -161,7 +161,7 @@ def sample(prior: str, n: int, label: int | None, temperature: float, top_k: int
 
 
 def evaluate_prior(run: str, data_root: str | None, split: str, classifier: str | None, n_samples: int, seed: int,
-                   as_json: bool, device: str = "auto", inception: str | None = None) -> dict:
+                   as_json: bool, device: str = "auto", inception: str | None = None, **filters) -> dict:
     """Bits/dim under the learned and the uniform prior; optionally sample accuracy and classifier FD."""
     dev = pick_device(device)
     cfg, model, tok_cfg, tok = codes.load_prior(run, device=dev)
@@ -188,7 +188,7 @@ def evaluate_prior(run: str, data_root: str | None, split: str, classifier: str 
         "tokenizer_psnr": tm["psnr"],
     }
     if classifier or inception:
-        res.update(score_samples(model, tok, ds, classifier, n_samples, seed, dev, inception))
+        res.update(score_samples(model, tok, ds, classifier, n_samples, seed, dev, inception, **filters))
     if as_json:
         print(json.dumps(res, indent=2))
     else:
@@ -202,9 +202,9 @@ def evaluate_prior(run: str, data_root: str | None, split: str, classifier: str 
     return res
 
 
-def score_samples(model, tok, ds, classifier: str | None, n: int, seed: int, dev, inception: str | None = None) -> dict:
-    """Draw ``n`` samples (balanced over classes if conditional) and score them with a classifier run
-    and/or the Inception FID network."""
+def score_samples(model, tok, ds, classifier: str | None, n: int, seed: int, dev, inception: str | None = None, **filters) -> dict:
+    """Draw ``n`` samples (balanced over classes if conditional; ``filters``: temperature, top_k, top_p)
+    and score them with a classifier run and/or the Inception FID network."""
     net = scoring.load_inception(inception) if inception else None
     clf = None
     if classifier:
@@ -216,11 +216,11 @@ def score_samples(model, tok, ds, classifier: str | None, n: int, seed: int, dev
     c = model.config.num_classes
     labels = (torch.arange(n) % c) if c else None
     gen = torch.Generator().manual_seed(seed)
-    z = torch.cat([model.sample(len(chunk), None if labels is None else labels[chunk].to(dev), generator=gen).cpu()
+    z = torch.cat([model.sample(len(chunk), None if labels is None else labels[chunk].to(dev), generator=gen, **filters).cpu()
                    for chunk in torch.arange(n).split(250)])
     samples = inference.decode(tok, z)
     recons = inference.reconstruct(tok, ds.images)
-    out = {"samples": n}
+    out = {"samples": n, "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, **filters}}
     if net is not None:
         out["fid_inception_samples"] = scoring.inception_fd(net, ds.images, samples)
         out["fid_inception_reconstructions"] = scoring.inception_fd(net, ds.images, recons)
