@@ -59,6 +59,7 @@ def main() -> int:
     ap.add_argument("--out", default="bench_out/audio")
     ap.add_argument("--wavenet-overrides", default="--model.decoder=wavenet,--model.wavenet_channels=32,--train.steps=1000,"
                     "--data.crop=2048,--train.eval_every=0")
+    ap.add_argument("--parallel-overrides", default="", help="comma-separated overrides for the parallel-decoder run")
     ap.add_argument("--generate-clips", type=int, default=8, help="test clips the WaveNet generates for SNR / log-mel / RTF")
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--quick", action="store_true", help="a few steps of everything (a smoke test of the script)")
@@ -70,7 +71,7 @@ def main() -> int:
     t0 = time.time()
     par, wn, spk, dig = out / "parallel", out / "wavenet", out / "speaker-classifier", out / "digit-classifier"
     q = ["--train.steps=3", "--train.eval_every=0", "--train.eval_images=16"] if args.quick else []
-    _train(par, None, q)
+    _train(par, None, [o for o in args.parallel_overrides.split(",") if o] + q)
     _train(spk, "classifier-audio", q)
     _train(dig, "classifier-audio", ["--data.label=digit", *q])
     _train(wn, None, [o for o in args.wavenet_overrides.split(",") if o] + q)
