@@ -166,3 +166,17 @@ def test_compile_and_channels_last_train_the_same_model(tmp_path):
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-4, rtol=1e-3), k
     cfg, model = checkpoint.load_run(tmp_path / "fast")
     assert sorted(model.state_dict()) == sorted(a)
+
+
+def test_compile_reaches_every_block_of_a_module_list(tmp_path):
+    """The transformer prior keeps its blocks in a ModuleList, which has no forward of its own:
+    each block must be compiled (compiling the list would silently compile nothing)."""
+    from vqvae.config import build
+    from vqvae.data import TensorSet
+
+    cfg = build({"arch": "transformer", "model": {"codebook_size": 8, "height": 2, "width": 2, "n_layer": 2, "n_embd": 16, "n_head": 2},
+                 "train": {"steps": 1, "batch_size": 4, "compile": "default"}})
+    codes = TensorSet(torch.randint(0, 8, (8, 2, 2)), None, None, "codes")
+    tr = Trainer(cfg, tmp_path / "p", codes, codes, progress=False)
+    assert len(tr.model.blocks) == 2
+    assert all(getattr(b, "_compiled_call_impl", None) is not None for b in tr.model.blocks)

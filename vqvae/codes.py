@@ -57,13 +57,20 @@ def load_tokenizer(run: str | Path, device: str | torch.device = "cpu"):
     return cfg, model, fingerprint(cfg, model)
 
 
+def encode_data(cfg, model, x: torch.Tensor) -> np.ndarray:
+    """A tokenizer's codes of inputs ``x``: image code maps ``(N, h, w)`` / ``(N, G, h, w)``, or audio
+    content codes ``(N, T / f)``, as int64 numpy."""
+    if is_audio(cfg):
+        return audio_inference.encode(model, x).numpy()
+    return inference.encode(model, x, desc="encoding")
+
+
 def dataset_codes(tok_run: str | Path, tok_cfg, tok_model, fp: str, split: str, data: str | None = None,
                   data_root: str | None = None) -> CodeSet:
     """Code maps of ``split`` of the tokenizer's dataset (or ``data``), cached in the tokenizer run."""
     d = tok_cfg.data
     name = data or d.name
     cache = Path(tok_run) / "codes" / f"{Path(name).stem.replace('{split}', '')}-{split}-{fp}.npz"
-    ds = None
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
@@ -77,12 +84,11 @@ def dataset_codes(tok_run: str | Path, tok_cfg, tok_model, fp: str, split: str, 
         tok_cfg = copy.deepcopy(tok_cfg)
         tok_cfg.data.name = data
     ds = load_split(tok_cfg, split, data_root)
+    if not is_audio(tok_cfg) and ds.channels != tok_cfg.model.in_channels:
+        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the tokenizer expects {tok_cfg.model.in_channels}")
+    codes = encode_data(tok_cfg, tok_model, ds.images)
     if is_audio(tok_cfg):  # (N, t) content codes -> (N, 1, t) maps, so the priors see a 1 x t "image"; labels: speakers
-        codes = audio_inference.encode(tok_model, ds.images).numpy()[:, None]
-    else:
-        if ds.channels != tok_cfg.model.in_channels:
-            raise VQVAEError(f"{ds.name} has {ds.channels} channels but the tokenizer expects {tok_cfg.model.in_channels}")
-        codes = inference.encode(tok_model, ds.images, desc=f"encoding {ds.name} {split}")
+        codes = codes[:, None]
     arrays = {"codes": codes.astype(np.int16 if tok_cfg.model.codebook_size <= 2**15 else np.int32)}
     if ds.labels is not None:
         arrays["labels"] = ds.labels.numpy()

@@ -21,10 +21,6 @@ from vqvae.errors import VQVAEError
 from vqvae.models import AUDIO_ARCHS
 
 
-def _load_split(cfg, split: str):
-    return load_split(cfg, split)
-
-
 def _run_and_split(run: str, data: str | None, data_root: str | None, split: str):
     """A run's config and model, and a split of its dataset (or of ``data``, checked to fit the model)."""
     cfg, model = checkpoint.load_run(run)
@@ -32,8 +28,8 @@ def _run_and_split(run: str, data: str | None, data_root: str | None, split: str
         cfg.data.name = data
     if data_root:
         cfg.data.root = data_root
-    ds = _load_split(cfg, split)
-    if hasattr(ds, "channels") and hasattr(cfg.model, "in_channels") and ds.channels != cfg.model.in_channels:
+    ds = load_split(cfg, split)
+    if not is_audio(cfg) and ds.channels != cfg.model.in_channels:
         raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {cfg.model.in_channels}")
     return cfg, model, ds
 
@@ -90,7 +86,7 @@ def train(data: str | None, config: str | None, out: str | None, steps: int | No
         run_dir = Path(out or f"runs/{Path(cfg.data.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
         if (run_dir / checkpoint.STATE).exists():
             raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
-    train_set, test_set = _load_split(cfg, "train"), _load_split(cfg, "test")
+    train_set, test_set = load_split(cfg, "train"), load_split(cfg, "test")
     trainer = Trainer(cfg, run_dir, train_set, test_set, resume=resume, progress=progress)
     main_rank = dist.is_main()
     if main_rank:
@@ -129,7 +125,7 @@ def _summary(m: dict) -> str:
 def evaluate_any(args) -> dict:
     """``vqvae eval RUN``: dispatch on what the run is (tokenizer, prior or classifier)."""
     from vqvae import commands_prior
-    from vqvae.models import AUDIO_ARCHS, TOKENIZERS
+    from vqvae.models import TOKENIZERS
 
     arch = checkpoint.load_config(args.run).arch
     if arch in AUDIO_ARCHS:
@@ -182,13 +178,10 @@ def reconstruct(run: str, images: list[str], out_dir: str, speaker: str | None =
 
 
 def encode(run: str, data: str | None, data_root: str | None, split: str, out: str) -> Path:
-    cfg, model, ds = _run_and_split(run, data, data_root, split)
-    if is_audio(cfg):
-        from vqvae import audio_inference
+    from vqvae.codes import encode_data
 
-        codes = audio_inference.encode(model, ds.images).numpy()  # (N, T / 64): content codes, speaker labels beside
-    else:
-        codes = inference.encode(model, ds.images, desc="encode")
+    cfg, model, ds = _run_and_split(run, data, data_root, split)
+    codes = encode_data(cfg, model, ds.images)  # audio: (N, T / 64) content codes, speaker labels beside
     dtype = np.int16 if cfg.model.codebook_size <= 2**15 else np.int32
     dest = Path(out)
     dest.parent.mkdir(parents=True, exist_ok=True)

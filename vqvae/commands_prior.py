@@ -23,7 +23,7 @@ import torch
 
 from vqvae import checkpoint, codes, commands, inference, plots, scoring
 from vqvae.config import build, merge, parse_overrides, read_yaml
-from vqvae.models import AUDIO_ARCHS
+from vqvae.models import AUDIO_ARCHS, AudioVQVAE
 from vqvae.splits import load_split
 from vqvae.errors import VQVAEError
 from vqvae.tasks import PriorTask
@@ -80,12 +80,12 @@ def train_prior(tokenizer: str, arch: str, conditional: bool, config: str | None
           f"of {tok_dir} on {trainer.device} -> {run_dir}")
     final = trainer.fit()
     audio = tok_cfg.arch in AUDIO_ARCHS
-    _sample_grid(trainer.model.eval(), tok.to(trainer.device), cfg, 8 if audio else 64, None, run_dir / ("samples" if audio else "samples.png"),
-                 torch.Generator().manual_seed(0))
+    samples = run_dir / ("samples" if audio else "samples.png")
+    _sample_grid(trainer.model.eval(), tok.to(trainer.device), cfg, 8 if audio else 64, None, samples, torch.Generator().manual_seed(0))
     checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
     commands.save_curves(run_dir, arch)
     print(f"step {final['step']}: test NLL {final['bits_per_code']:.4f} bits/code (uniform prior: {math.log2(cfg.model.codebook_size):.4f}); "
-          f"samples -> {run_dir / 'samples.png'}")
+          f"samples -> {samples}")
     return final
 
 
@@ -112,7 +112,7 @@ def _sample_grid(model, tok, cfg, n: int, label: int | None, out, gen: torch.Gen
     labels, nrow = _sample_labels(cfg, n, label)
     dev = next(model.parameters()).device
     z = model.sample(n, None if labels is None else labels.to(dev), generator=gen, **filters)
-    if tok.config.__class__.__name__ != "AudioVQVAEConfig":
+    if not isinstance(tok, AudioVQVAE):
         images = inference.decode(tok, z.cpu())
         plots.save_grid(images, out, nrow=min(nrow, 16), scale=max(1, 64 // images.shape[-1]))
         return z

@@ -118,8 +118,9 @@ class Trainer:
         if t.compile != "none":
             for name in ("encoder", "decoder", "body", "blocks"):
                 part = getattr(self.model, name, None)
-                if isinstance(part, torch.nn.Module):
-                    part.compile(mode=None if t.compile == "default" else t.compile)
+                # a ModuleList has no forward of its own: compile each of its blocks
+                for m in (part if isinstance(part, torch.nn.ModuleList) else [part] if isinstance(part, torch.nn.Module) else []):
+                    m.compile(mode=None if t.compile == "default" else t.compile)
 
     def _wrap_ddp(self):
         """DistributedDataParallel over the model: gradients averaged over ranks; buffers are not
@@ -137,6 +138,7 @@ class Trainer:
                                            start_powerSGD_iter=2)
             ddp.register_comm_hook(state, powersgd.powerSGD_hook)
         return ddp
+
     # -- helpers -----------------------------------------------------------
     def lr_at(self, step: int) -> float:
         t = self.cfg.train
