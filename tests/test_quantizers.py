@@ -240,3 +240,86 @@ def test_vqvae_with_several_codebooks_roundtrip_and_eval():
     assert 0 < ev["usage_pct"] <= 100 and ev["dead_codes"] == 48 - round(ev["usage_pct"] * 48 / 100)
     # uniform prior: 3 slots x 16 positions x log2(16) bits over 3*16*16 sub-pixels
     assert ev["bits_per_dim"] - ev["recon_bits_per_dim"] == pytest.approx(3 * 16 * 4 / (3 * 256))
+
+
+# -- residual quantization ---------------------------------------------------------------------
+def _rvq(kind="ema", stages=3, k=8, d=4, dropout=0.0, seed=0):
+    from vqvae.quantizers import make_quantizer
+
+    torch.manual_seed(seed)
+    q = make_quantizer(kind, k, d, stages, layout="residual", quantizer_dropout=dropout)
+    with torch.no_grad():
+        for s, st_ in enumerate(q.stages):
+            (st_.embedding.copy_ if kind == "ema" else st_.embedding.data.copy_)(torch.randn(k, d) / (s + 1))
+    return q
+
+
+def test_residual_quantize_matches_numpy_oracle():
+    """Stage s picks the nearest code to z minus the chosen codes of stages < s (float64 numpy oracle)."""
+    q = _rvq().eval()
+    z = torch.randn(2, 4, 5, 3)
+    idx = q.quantize(z)
+    assert idx.shape == (2, 3, 5, 3)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 4).double().numpy()
+    res = flat.copy()
+    for s, st_ in enumerate(q.stages):
+        cb = st_.codebook.detach().double().numpy()
+        want = ((res[:, None, :] - cb[None]) ** 2).sum(-1).argmin(1)
+        np.testing.assert_array_equal(idx[:, s].reshape(-1).numpy(), want)
+        res = res - cb[want]
+    # lookup of every prefix is the sum of its stages' codes; the full sum is what the decoder gets in eval
+    for s in (1, 2, 3):
+        want = sum(q.stages[t].lookup(idx[:, t]) for t in range(s))
+        torch.testing.assert_close(q.lookup(idx[:, :s]), want)
+    out = q(z)
+    torch.testing.assert_close(out.z_q, q.lookup(idx))
+    assert torch.equal(out.indices, idx)
+    with pytest.raises(ValueError, match="1 <= s <= 3"):
+        q.lookup(torch.zeros(2, 4, 5, 3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("kind", ["vq", "ema"])
+def test_residual_losses_gradients_and_error_shrink(kind):
+    q = _rvq(kind).train()
+    z = torch.randn(4, 4, 6, 6, requires_grad=True)
+    out = q(z)
+    assert out.usage.shape == (3 * 8,) and float(out.usage.sum()) == 3 * 4 * 36
+    # straight-through: the decoder's input passes the gradient to z unchanged, once
+    (g,) = torch.autograd.grad(out.z_q.sum(), z, retain_graph=True)
+    torch.testing.assert_close(g, torch.ones_like(z))
+    out.loss.backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0  # commitment terms reach the encoder
+    if kind == "vq":
+        assert all(s.embedding.grad is not None for s in q.stages)
+
+
+def test_quantizer_dropout_truncates_per_sample():
+    q = _rvq("vq", dropout=1.0).train()  # gradient codebooks: unchanged by the forward pass (EMA ones update)
+    z = torch.randn(64, 4, 2, 2)
+    torch.manual_seed(1)
+    out = q(z)
+    idx = out.indices
+    sums = [q.lookup(idx[:, :s]) for s in (1, 2, 3)]
+    kept = []
+    for b in range(64):
+        match = [s + 1 for s in range(3) if torch.allclose(out.z_q[b], sums[s][b], atol=1e-6)]
+        assert match, "each sample's decoder input is the sum of a prefix of its stages"
+        kept.append(match[0])
+    assert set(kept) == {1, 2, 3}  # n ~ U{1..3} over 64 samples
+    q.eval()
+    torch.testing.assert_close(q(z).z_q, sums[2])  # no dropout in evaluation
+
+
+def test_vqvae_with_residual_stages_decodes_every_prefix():
+    from vqvae.models.vqvae import VQVAE, VQVAEConfig
+
+    m = VQVAE(VQVAEConfig(in_channels=3, hidden=8, res_hidden=4, num_res_blocks=1, codebook_size=8, embedding_dim=4, num_codebooks=3,
+                          codebook_layout="residual", quantizer_dropout=0.5))
+    assert m.encoder.net[-1].out_channels == 4  # residual stages share one D-dim latent
+    x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    idx = m.encode(x)
+    assert idx.shape == (2, 3, 4, 4) and m.config.code_shape(16, 16) == (3, 4, 4)
+    for s in (1, 2, 3):
+        assert m.decode(idx[:, :s]).shape == x.shape
+    out = m.train()(x)
+    out.loss.backward()

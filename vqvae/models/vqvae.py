@@ -23,7 +23,7 @@ from torch import nn
 from vqvae import losses
 from vqvae.errors import ConfigError
 from vqvae.nets.image import ImageDecoder, ImageEncoder
-from vqvae.quantizers import QUANTIZERS, QuantizerOutput, make_quantizer
+from vqvae.quantizers import LAYOUTS, QUANTIZERS, QuantizerOutput, make_quantizer
 
 
 @dataclass
@@ -38,6 +38,8 @@ class VQVAEConfig:
     codebook_size: int = 512
     embedding_dim: int = 64
     num_codebooks: int = 1  # G codebooks per latent position (the paper's CIFAR latents are 8x8x10)
+    codebook_layout: str = "grouped"  # G > 1: "grouped" (one codebook per D-slice) or "residual" (G residual stages)
+    quantizer_dropout: float = 0.0  # residual: probability a sample trains with only its first U{1..G} stages
     commitment_cost: float = 0.25
     quantizer: str = "ema"  # "vq" (paper, gradient codebook) or "ema" (appendix A.1)
     decay: float = 0.99
@@ -56,6 +58,8 @@ class VQVAEConfig:
             (2 <= self.codebook_size <= 2**20, "model.codebook_size must be in 2..1048576"),
             (self.embedding_dim >= 1, "model.embedding_dim must be >= 1"),
             (1 <= self.num_codebooks <= 64, "model.num_codebooks must be in 1..64"),
+            (self.codebook_layout in LAYOUTS, f"model.codebook_layout must be one of {LAYOUTS}"),
+            (0.0 <= self.quantizer_dropout <= 1.0, "model.quantizer_dropout must be in [0, 1]"),
             (self.commitment_cost >= 0, "model.commitment_cost must be >= 0"),
             (self.quantizer in QUANTIZERS, f"model.quantizer must be one of {sorted(QUANTIZERS)}"),
             (0.0 < self.decay < 1.0, "model.decay must be in (0, 1)"),
@@ -105,7 +109,7 @@ class VQVAE(nn.Module):
         self.config = config
         c = config
         bins = 256 if c.likelihood == "categorical" else 1
-        zdim = c.embedding_dim * c.num_codebooks
+        zdim = c.embedding_dim * (c.num_codebooks if c.codebook_layout == "grouped" else 1)
         self.encoder = ImageEncoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, zdim)
         self.decoder = ImageDecoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, zdim, bins)
         kw = dict(
@@ -117,7 +121,8 @@ class VQVAE(nn.Module):
         )
         if c.quantizer == "ema":
             kw["decay"] = c.decay
-        self.quantizer = make_quantizer(c.quantizer, c.codebook_size, c.embedding_dim, c.num_codebooks, **kw)
+        self.quantizer = make_quantizer(c.quantizer, c.codebook_size, c.embedding_dim, c.num_codebooks, c.codebook_layout,
+                                        c.quantizer_dropout, **kw)
 
     def _check_images(self, x: torch.Tensor) -> None:
         f = self.config.downsampling
@@ -140,7 +145,8 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """Code indices ``(B, h, w)`` (or ``(B, G, h, w)``) -> uint8 images ``(B, C, h*f, w*f)``."""
+        """Code indices ``(B, h, w)`` (or ``(B, G, h, w)``; residual layouts also take the first
+        ``s <= G`` stages, a coarser image) -> uint8 images ``(B, C, h*f, w*f)``."""
         return losses.reconstruct(self.config.likelihood, self.decoder(self.quantizer.lookup(indices)))
 
     @torch.no_grad()
