@@ -316,3 +316,11 @@ def test_config_is_the_model_interface():
     assert m.config.layers == len(m.layers) == 4
     assert m.layers[0].h_conv.conv.kernel_size == (1, 2) and m.layers[0].v_conv.conv.kernel_size == (3, 5)
     assert m.layers[1].h_conv.conv.kernel_size == (1, 2) and m.layers[1].v_conv.conv.kernel_size == (2, 3)
+
+
+def test_pixelcnn_refuses_codebook_order():
+    from vqvae.errors import ConfigError
+    from vqvae.models.pixelcnn import PixelCNNConfig
+
+    with pytest.raises(ConfigError, match="raster order"):
+        PixelCNNConfig(codebook_size=8, num_codebooks=2, height=3, width=3, order="codebook").validate()

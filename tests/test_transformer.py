@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vqvae.errors import ConfigError
-from vqvae.models.prior import to_sequence
+from vqvae.models.prior import from_sequence, to_sequence
 from vqvae.models.transformer import TransformerConfig, TransformerPrior
 
 
@@ -32,7 +32,8 @@ def codes_for(cfg, b=3, seed=1):
     return torch.randint(0, cfg.codebook_size, (b, *cfg.code_shape), generator=g)
 
 
-CASES = [dict(), dict(num_codebooks=2), dict(num_classes=5), dict(num_codebooks=3, num_classes=4, bias=False)]
+CASES = [dict(), dict(num_codebooks=2), dict(num_classes=5), dict(num_codebooks=3, num_classes=4, bias=False),
+         dict(num_codebooks=3, order="codebook")]
 
 
 def labels_for(cfg, b):
@@ -179,6 +180,20 @@ def test_position_tables_follow_sequence_order():
     assert torch.equal(m.pos_slot, seq // 6) and torch.equal(m.pos_row, seq // 3 % 2) and torch.equal(m.pos_col, seq % 3)
     assert m.row_emb.num_embeddings == 2 and m.col_emb.num_embeddings == 3 and m.slot_emb.num_embeddings == 3
     assert model().slot_emb is None
+
+
+def test_codebook_order_is_stage_slowest_and_prefix_friendly():
+    """order="codebook": codebook g's whole map comes before codebook g+1's, so a prefix of s * H * W
+    codes is exactly the first s codebooks; the position tables follow that order."""
+    m = model(num_codebooks=3, height=2, width=3, codebook_size=64, order="codebook")
+    g, i, j = torch.meshgrid(torch.arange(3), torch.arange(2), torch.arange(3), indexing="ij")
+    seq = to_sequence(((g * 2 + i) * 3 + j)[None], m.config)[0]
+    assert torch.equal(seq, torch.arange(18))
+    assert torch.equal(m.pos_slot, seq // 6) and torch.equal(m.pos_row, seq // 3 % 2) and torch.equal(m.pos_col, seq % 3)
+    z = codes_for(m.config)
+    assert torch.equal(from_sequence(to_sequence(z, m.config), m.config), z)
+    with pytest.raises(ConfigError, match="order"):
+        tiny(order="zigzag").validate()
 
 
 def test_init_tying_and_dropout():

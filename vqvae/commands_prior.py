@@ -33,7 +33,11 @@ PRIOR_ARCHS = ("pixelcnn", "transformer")
 
 
 def train_prior(tokenizer: str, arch: str, conditional: bool, config: str | None, out: str | None, steps: int | None,
-                minutes: float | None, resume: bool, data_root: str | None, overrides: list[str], progress: bool = True) -> dict:
+                minutes: float | None, resume: bool, data_root: str | None, overrides: list[str], progress: bool = True,
+                tile: int | None = None) -> dict:
+    """Train a prior on a tokenizer's codes. ``tile``: model ``tile x tile`` windows of the code maps
+    (random crops in training, the maps cut into whole tiles for evaluation): the codec's prior, which
+    codes any image size tile by tile."""
     from vqvae.train import Trainer
 
     if arch not in PRIOR_ARCHS:
@@ -59,12 +63,16 @@ def train_prior(tokenizer: str, arch: str, conditional: bool, config: str | None
         raw = read_yaml(config or f"prior-{arch}")
         code_shape = tuple(train_set.images.shape[1:])
         g, h, w = (1, *code_shape) if len(code_shape) == 2 else code_shape
+        if tile is not None:
+            if not 1 <= tile <= min(h, w):
+                raise VQVAEError(f"--tile must be in 1..{min(h, w)} (the {h}x{w} code maps), got {tile}")
+            h = w = tile
         n_classes = 0
         if conditional:
             if train_set.labels is None:
                 raise VQVAEError(f"--conditional needs labels, and {tok_cfg.data.name} has none")
             n_classes = len(train_set.classes) if train_set.classes else int(train_set.labels.max()) + 1
-        fixed = {"arch": arch, "data": asdict(tok_cfg.data),
+        fixed = {"arch": arch, "data": {**asdict(tok_cfg.data), "crop": tile or 0},
                  "model": {"codebook_size": tok_cfg.model.codebook_size, "num_codebooks": g, "height": h, "width": w, "num_classes": n_classes},
                  "tokenizer": {"path": str(tok_dir), "fingerprint": fp}}
         bad = set(over.get("model", {})) & set(fixed["model"])

@@ -81,6 +81,8 @@ class PixelCNNConfig(PriorConfig):
             (self.first_kernel >= 3 and self.first_kernel % 2 == 1, "model.first_kernel must be odd and >= 3"),
             (self.kernel >= 1 and self.kernel % 2 == 1, "model.kernel must be odd and >= 1"),
             (self.out_hidden >= 1, "model.out_hidden must be >= 1"),
+            (self.order == "raster", "the PixelCNN models codes in raster order (codebook fastest): model.order must be 'raster'; "
+                                     "use the transformer prior for order 'codebook'"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -7,7 +7,11 @@ and used for ancestral sampling and for the likelihood bound.
 A tokenizer's code map is ``(B, H, W)`` (one codebook) or ``(B, G, H, W)``
 (``G`` codebooks per latent position, as the paper's CIFAR-10 latents
 8 x 8 x 10). Priors model the codes as one sequence in **raster order, codebook
-fastest**: flat index ``l = (i * W + j) * G + g``, length ``L = H * W * G``.
+fastest**: flat index ``l = (i * W + j) * G + g``, length ``L = H * W * G``;
+or, with ``order="codebook"``, **codebook slowest**: ``l = (g * H + i) * W + j``,
+codebook 0's whole map first. The second is what residual (coarse-to-fine)
+codes want: the first ``s * H * W`` codes are exactly the first ``s`` stages,
+so one prior codes every quality level of the codec as a prefix.
 :func:`to_sequence` / :func:`from_sequence` convert, so every prior, the
 codec and the evaluation agree on the order.
 
@@ -29,6 +33,9 @@ import torch.nn.functional as F
 from vqvae.errors import ConfigError
 
 
+ORDERS = ("raster", "codebook")
+
+
 @dataclass
 class PriorConfig:
     """Fields every prior has. ``codebook_size``, ``num_codebooks``, ``height`` and
@@ -40,6 +47,7 @@ class PriorConfig:
     width: int = 0  # W of the code map
     num_classes: int = 0  # 0: unconditional
     dropout: float = 0.0
+    order: str = "raster"  # "raster": codebook fastest; "codebook": codebook slowest (each codebook's map in turn)
 
     @property
     def seq_len(self) -> int:
@@ -59,6 +67,7 @@ class PriorConfig:
             (self.height >= 1 and self.width >= 1, "model.height and model.width must be >= 1 (set from the tokenizer)"),
             (self.num_classes >= 0, "model.num_classes must be >= 0"),
             (0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)"),
+            (self.order in ORDERS, f"model.order must be one of {ORDERS}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -81,7 +90,7 @@ class PriorOutput:
 
 
 def to_sequence(codes: torch.Tensor, cfg: PriorConfig) -> torch.Tensor:
-    """Code maps ``(B, H, W)`` or ``(B, G, H, W)`` -> ``(B, L)`` int64 in raster order, codebook fastest."""
+    """Code maps ``(B, H, W)`` or ``(B, G, H, W)`` -> ``(B, L)`` int64 in the config's order."""
     if tuple(codes.shape[1:]) != cfg.code_shape:
         raise ValueError(f"expected code maps (B, {', '.join(map(str, cfg.code_shape))}), got {tuple(codes.shape)}")
     if codes.dtype.is_floating_point:
@@ -90,14 +99,27 @@ def to_sequence(codes: torch.Tensor, cfg: PriorConfig) -> torch.Tensor:
         raise ValueError(f"codes must lie in [0, {cfg.codebook_size}), got [{int(codes.min())}, {int(codes.max())}]")
     b = codes.shape[0]
     c = codes.long().reshape(b, cfg.num_codebooks, cfg.height, cfg.width)
+    if cfg.order == "codebook":
+        return c.reshape(b, cfg.seq_len)
     return c.permute(0, 2, 3, 1).reshape(b, cfg.seq_len)
 
 
 def from_sequence(seq: torch.Tensor, cfg: PriorConfig) -> torch.Tensor:
     """Inverse of :func:`to_sequence`: ``(B, L)`` -> the tokenizer's code-map shape."""
     b = seq.shape[0]
+    if cfg.order == "codebook":
+        return seq.reshape(b, *cfg.code_shape).contiguous()
     c = seq.reshape(b, cfg.height, cfg.width, cfg.num_codebooks).permute(0, 3, 1, 2)
     return c.reshape(b, *cfg.code_shape).contiguous()
+
+
+def positions(cfg: PriorConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(row, col, codebook)`` int64 ``(L,)`` of each sequence position in the config's order."""
+    ll = torch.arange(cfg.seq_len)
+    hw, g = cfg.height * cfg.width, cfg.num_codebooks
+    if cfg.order == "codebook":
+        return (ll % hw) // cfg.width, ll % cfg.width, ll // hw
+    return ll // (cfg.width * g), (ll // g) % cfg.width, ll % g
 
 
 def check_labels(labels: torch.Tensor | None, n: int, cfg: PriorConfig, device) -> torch.Tensor | None:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqvae.errors import ConfigError
-from vqvae.models.prior import PriorConfig, PriorOutput, check_labels, from_sequence, prior_loss, sample_from, sample_setup, to_sequence
+from vqvae.models.prior import PriorConfig, PriorOutput, check_labels, from_sequence, positions, prior_loss, sample_from, sample_setup, to_sequence
 
 
 @dataclass
@@ -192,11 +192,11 @@ class TransformerPrior(nn.Module):
         self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias)
         self.lm_head = nn.Linear(c.n_embd, c.codebook_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017; nanoGPT)
-        # (row, col, slot) of each sequence position l = (i * W + j) * G + g
-        ll = torch.arange(c.seq_len)
-        self.register_buffer("pos_row", ll // (c.width * c.num_codebooks), persistent=False)
-        self.register_buffer("pos_col", (ll // c.num_codebooks) % c.width, persistent=False)
-        self.register_buffer("pos_slot", ll % c.num_codebooks, persistent=False)
+        # (row, col, slot) of each sequence position, in the config's order
+        row, col, slot = positions(c)
+        self.register_buffer("pos_row", row, persistent=False)
+        self.register_buffer("pos_col", col, persistent=False)
+        self.register_buffer("pos_slot", slot, persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):  # GPT-2: residual branches scaled by 1/sqrt(2 n_layer)
