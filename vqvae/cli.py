@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--tokenizer", required=True, help="the tokenizer's run directory")
     pt.add_argument("--arch", required=True, choices=["pixelcnn", "transformer"])
     pt.add_argument("--conditional", action="store_true", help="condition on the dataset's class labels")
+    pt.add_argument("--tile", type=int, help="model T x T windows of the code maps (the codec's prior codes any image size by tiles)")
     _budget_args(pt)
 
     sa = sub.add_parser("sample", help="sample codes from a prior, decode them with its tokenizer, write a PNG grid")
@@ -90,6 +91,23 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--out", required=True, help="output folder")
     d.add_argument("--grid", help="also write a grid of the first 64 images here")
 
+    co = sub.add_parser("compress", help="learned image compression: images -> .vqz files (codes range-coded under the prior)")
+    co.add_argument("images", nargs="+", help="PNG or JPEG files")
+    co.add_argument("-o", "--out", required=True, help="output .vqz (one input) or folder")
+    co.add_argument("--quality", type=int, help="quality level 1..N of the model (more stages: more bits, less distortion)")
+    co.add_argument("--model", help="a shipped codec model's name (default: coco-rvq4) or a prior run trained with --tile")
+    dc = sub.add_parser("decompress", help=".vqz files -> PNG images (the file names the model it needs)")
+    dc.add_argument("files", nargs="+")
+    dc.add_argument("-o", "--out", required=True, help="output .png (one input) or folder")
+    dc.add_argument("--model", help="the codec model, if it is not a shipped one (a prior run directory)")
+
+    cx = sub.add_parser("codec-export", help="package a codec prior run and its tokenizer as a model directory (as shipped)")
+    cx.add_argument("prior", help="the prior run (trained with --tile)")
+    cx.add_argument("--name", required=True, help="the model's name, written into every file it compresses")
+    cx.add_argument("-o", "--out", help="output folder (default: the package's vqvae/codec/models/NAME)")
+    cx.add_argument("--default-quality", type=int)
+    cx.add_argument("--card", help="a MODEL_CARD.md to include")
+
     m = sub.add_parser("demo", help="train a tokenizer and a prior on Fashion-MNIST for a few minutes; write pictures and metrics")
     m.add_argument("--out", default="runs/demo")
     m.add_argument("--minutes", type=float, default=3.0, help="tokenizer training time (default 3)")
@@ -128,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             commands.train(args.data, args.config, args.out, args.steps, args.minutes, args.resume, args.data_root, extra, not args.no_progress)
         elif args.command == "prior":
             commands_prior.train_prior(args.tokenizer, args.arch, args.conditional, args.config, args.out, args.steps, args.minutes,
-                                       args.resume, args.data_root, extra, not args.no_progress)
+                                       args.resume, args.data_root, extra, not args.no_progress, args.tile)
         elif args.command == "classifier":
             commands.train(args.data, args.config or commands.classifier_preset(args.data), args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
                            not args.no_progress)
@@ -147,6 +165,15 @@ def main(argv: list[str] | None = None) -> int:
             commands.encode(args.run, args.data, args.data_root, args.split, args.out)
         elif args.command == "decode":
             commands.decode(args.run, args.codes, args.out, args.grid)
+        elif args.command in ("compress", "decompress", "codec-export"):
+            from vqvae import commands_codec
+
+            if args.command == "codec-export":
+                commands_codec.export(args.prior, args.name, args.out, args.default_quality, args.card)
+            elif args.command == "compress":
+                commands_codec.compress(args.images, args.out, args.quality, args.model)
+            else:
+                commands_codec.decompress(args.files, args.out, args.model)
         elif args.command == "demo":
             commands.demo(args.out, args.minutes, args.data_root, args.prior_minutes)
     except VQVAEError as e:

@@ -1,0 +1,95 @@
+"""Learned image compression: ``compress(image) -> bytes`` and ``decompress(bytes) -> image``.
+
+The codes of a residual VQ-VAE are range-coded under a transformer prior
+(:mod:`vqvae.codec.codec`) into ``.vqz`` files (:mod:`vqvae.codec.container`).
+Models ship with the package in ``vqvae/codec/models/<name>/`` (a tokenizer and
+a prior run directory, and a model card); ``model`` may also be the path of a
+prior run trained with ``vqvae prior train --tokenizer RUN --tile T``. A file
+names the model it needs, so ``decompress`` finds a shipped model by itself.
+
+Symmetric names, as CompressAI's: :func:`compress` / :func:`decompress`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqvae.codec.codec import Codec, CompressStats
+from vqvae.codec.container import CodecError, Header, unpack
+
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = "coco-rvq4"
+
+
+def available_models() -> list[str]:
+    """Names of the codec models shipped with the package."""
+    if not MODEL_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODEL_DIR.iterdir() if (p / "prior" / "config.json").is_file())
+
+
+def model_info(name: str) -> dict:
+    """A shipped model's ``codec.json``: its default quality and what each level measured."""
+    path = MODEL_DIR / name / "codec.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@functools.lru_cache(maxsize=4)
+def _load(key: str) -> Codec:
+    if key in available_models():
+        return Codec.from_dirs(MODEL_DIR / key / "tokenizer", MODEL_DIR / key / "prior", key)
+    path = Path(key)
+    if (path / "config.json").is_file():
+        return Codec.from_run(path)
+    shipped = ", ".join(available_models()) or "none installed"
+    raise CodecError(f"unknown codec model {key!r}: not a shipped model ({shipped}) and not a prior run directory")
+
+
+def load_codec(model: str | Path | None = None) -> Codec:
+    """A shipped model by name (default: :data:`DEFAULT_MODEL`) or a prior run directory; loaded once per process."""
+    key = str(model) if model is not None else DEFAULT_MODEL
+    return _load(key if key in available_models() else str(Path(key).resolve()) if Path(key).exists() else key)
+
+
+def as_tensor(image) -> torch.Tensor:
+    """A PIL image, an ``(H, W)`` / ``(H, W, C)`` uint8 array or a ``(C, H, W)`` uint8 tensor -> uint8 ``(C, H, W)``.
+    Alpha is dropped and palette/other modes become RGB or grey."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        grey = image.mode in ("1", "L", "I", "I;16", "F") or (image.mode == "LA")
+        image = np.asarray(image.convert("L" if grey else "RGB"))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise CodecError(f"expected a uint8 array (H, W) or (H, W, 1|3|4), got {image.dtype} {image.shape}")
+        image = torch.from_numpy(np.array(image[..., :3] if image.ndim == 3 else image[..., None])).permute(2, 0, 1)
+    if not isinstance(image, torch.Tensor):
+        raise CodecError(f"expected a PIL image, a numpy array or a torch tensor, got {type(image).__name__}")
+    return image.contiguous()
+
+
+def compress(image, quality: int | None = None, model: str | Path | None = None) -> bytes:
+    """Compress an image (see :func:`as_tensor`) to ``.vqz`` bytes at ``quality`` (default: the model's)."""
+    codec = load_codec(model)
+    if quality is None:
+        quality = model_info(codec.name).get("default_quality")
+    return codec.compress(as_tensor(image), quality)[0]
+
+
+def decompress(data: bytes, model: str | Path | None = None):
+    """``.vqz`` bytes -> a PIL image (mode ``L`` or ``RGB``), with the model the file names (or ``model``)."""
+    from PIL import Image
+
+    header, _ = unpack(data)
+    codec = load_codec(model if model is not None else header.model)
+    x = codec.decompress(data).numpy()
+    return Image.fromarray(x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0))
+
+
+__all__ = ["Codec", "CodecError", "CompressStats", "Header", "DEFAULT_MODEL", "available_models", "as_tensor", "compress",
+           "decompress", "load_codec", "model_info", "unpack"]

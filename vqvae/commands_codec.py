@@ -1,0 +1,80 @@
+"""CLI commands of the learned image codec: ``compress`` and ``decompress`` (``vqvae.cli`` only parses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vqvae import checkpoint
+from vqvae.codec import CodecError, load_codec, model_info, unpack
+from vqvae.data import read_image, write_image
+
+
+def _outputs(inputs: list[str], out: str, suffix: str) -> list[Path]:
+    """One output per input: ``out`` itself for one input with a file suffix, else ``out/<stem><suffix>``."""
+    o = Path(out)
+    if len(inputs) == 1 and o.suffix and not o.is_dir():
+        return [o]
+    stems = [Path(i).stem for i in inputs]
+    if len(set(stems)) != len(stems):
+        raise CodecError("two inputs share a file name; compress them into separate folders")
+    return [o / f"{s}{suffix}" for s in stems]
+
+
+def compress(images: list[str], out: str, quality: int | None, model: str | None) -> list[dict]:
+    codec = load_codec(model)
+    if quality is None:
+        quality = model_info(codec.name).get("default_quality")
+    rows = []
+    for src, dst in zip(images, _outputs(images, out, ".vqz")):
+        x = read_image(src)
+        data, st = codec.compress(x, quality)
+        checkpoint.atomic_write(dst, data)
+        rows.append({"input": src, "output": str(dst), "bytes": st.bytes, "bpp": st.bpp, "model_nll_bits": st.nll_bits})
+        print(f"{src} -> {dst}: {st.bytes} bytes, {st.bpp:.4f} bpp (quality {quality or codec.levels} of {codec.levels}, "
+              f"model {codec.name}; the prior's NLL of the codes: {st.nll_bits / 8:.0f} bytes), {st.encode_s:.2f} s")
+    return rows
+
+
+def decompress(files: list[str], out: str, model: str | None) -> None:
+    codec = None
+    for src, dst in zip(files, _outputs(files, out, ".png")):
+        p = Path(src)
+        if not p.is_file():
+            raise CodecError(f"{p}: no such file")
+        data = p.read_bytes()
+        header, _ = unpack(data)
+        if codec is None or codec.name != header.model:
+            codec = load_codec(model if model is not None else header.model)
+        write_image(dst, codec.decompress(data))
+        print(f"{src} -> {dst}: {header.width}x{header.height}, {'grey' if header.channels == 1 else 'RGB'}, quality {header.quality}")
+
+
+def export(prior_run: str, name: str, out: str | None, default_quality: int | None, card: str | None) -> Path:
+    """Package a prior run and its tokenizer as a codec model directory (what ships in ``vqvae/codec/models``):
+    ``tokenizer/`` and ``prior/`` (config + weights only, no training state), ``codec.json`` and ``MODEL_CARD.md``."""
+    import json
+    import shutil
+
+    from vqvae.codec import MODEL_DIR, Codec
+    from vqvae.codes import resolve_tokenizer
+
+    src = Path(prior_run)
+    codec = Codec.from_run(src, name)  # validates the pair and computes the fingerprint
+    dst = Path(out) if out else MODEL_DIR / name
+    q = default_quality if default_quality is not None else max(1, (codec.levels + 1) // 2)
+    codec._check_quality(q)
+    tok_src = resolve_tokenizer(src.resolve(), codec.prior_cfg.tokenizer.path)
+    for sub, from_dir in (("tokenizer", tok_src), ("prior", src)):
+        (dst / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(from_dir / checkpoint.MODEL, dst / sub / checkpoint.MODEL)
+        cfg = json.loads((from_dir / checkpoint.CONFIG).read_text())
+        if sub == "prior":
+            cfg["tokenizer"]["path"] = "../tokenizer"
+        checkpoint.atomic_write(dst / sub / checkpoint.CONFIG, json.dumps(cfg, indent=2).encode())
+    info = {"name": name, "levels": codec.levels, "default_quality": q, "fingerprint": codec.fingerprint.hex(),
+            "downsampling": codec.f, "tile": codec.tile}
+    checkpoint.atomic_write(dst / "codec.json", json.dumps(info, indent=2).encode())
+    if card:
+        shutil.copyfile(card, dst / "MODEL_CARD.md")
+    print(f"exported codec model {name} ({codec.levels} quality levels, default {q}) -> {dst}")
+    return dst
