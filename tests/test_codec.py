@@ -301,3 +301,53 @@ def test_ms_ssim_matches_pytorch_msssim():
     assert ms_ssim_per_image(a, a).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
     with pytest.raises(ValueError, match="at least 176"):
         ms_ssim_per_image(a[..., :100, :100], a[..., :100, :100])
+
+
+def test_tiled_prior_eval_reports_bits_per_dim(tmp_path, capsys):
+    import json
+
+    data = write_npy_data(tmp_path / "data", size=32, channels=3)
+    tok, prior = tmp_path / "tok", tmp_path / "prior"
+    assert main(["train", "--config", "tiny", "--data", data, "--out", str(tok), "--steps", "3", "--no-progress", "--train.eval_images=8",
+                 "--model.codebook_size=8", "--model.num_codebooks=2", "--model.codebook_layout=residual"]) == 0
+    assert main(["prior", "train", "--tokenizer", str(tok), "--arch", "transformer", "--config", "prior-codec", "--tile", "4",
+                 "--out", str(prior), "--steps", "2", "--model.n_layer=1", "--model.n_embd=16", "--model.n_head=2", *QUICK]) == 0
+    cfg = json.loads((prior / "config.json").read_text())
+    assert (cfg["model"]["height"], cfg["model"]["width"], cfg["data"]["crop"], cfg["model"]["order"]) == (4, 4, 4, "codebook")
+    capsys.readouterr()
+    assert main(["eval", str(prior), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    # 2 stages x 8 x 8 codes per 32 x 32 x 3 image
+    assert m["bits_per_dim"] == pytest.approx(m["recon_bits_per_dim"] + m["prior_bits_per_code"] * 128 / 3072, rel=1e-6)
+    assert main(["prior", "train", "--tokenizer", str(tok), "--arch", "transformer", "--tile", "9", "--out", str(tmp_path / "p2")]) == 2
+    assert "--tile must be in 1..8" in capsys.readouterr().err
+
+
+def test_the_shipped_default_model_works_after_install(tmp_path, capsys):
+    from vqvae.codec import DEFAULT_MODEL, available_models, model_info
+
+    if DEFAULT_MODEL not in available_models():
+        pytest.skip("no shipped codec model in this checkout")
+    info = model_info(DEFAULT_MODEL)
+    img = tmp_path / "photo.png"
+    x = _image(h=70, w=90, seed=11)
+    write_image(img, x)
+    assert main(["compress", str(img), "-o", str(tmp_path / "photo.vqz")]) == 0
+    header, _ = unpack((tmp_path / "photo.vqz").read_bytes())
+    assert header.model == DEFAULT_MODEL and header.quality == info["default_quality"]
+    assert main(["decompress", str(tmp_path / "photo.vqz"), "-o", str(tmp_path / "back.png")]) == 0
+    y = read_image(tmp_path / "back.png")
+    mse = float(((y.float() - x.float()) / 255).pow(2).mean())
+    assert y.shape == x.shape and 10 * np.log10(1 / mse) > 20  # a smooth image comes back recognisably
+
+
+def test_tile_groups_code_like_one_batch(codec, monkeypatch):
+    """Large images go through the prior in groups of tiles; the bits are the same sequences' and decode back."""
+    x = _image(h=64, w=80, seed=6)  # 4 x 5 = 20 tiles
+    one, st_one = codec.compress(x, 2)
+    enc, dec = entropy.encode, entropy.decode
+    monkeypatch.setattr(entropy, "encode", lambda p, s: enc(p, s, group=3))
+    monkeypatch.setattr(entropy, "decode", lambda p, w, n, length: dec(p, w, n, length, group=3))
+    grouped, st_g = codec.compress(x, 2)
+    assert torch.equal(codec.decompress(grouped), _oracle(codec, x, 2))
+    assert abs(st_g.nll_bits - st_one.nll_bits) < 1e-6 * st_one.nll_bits

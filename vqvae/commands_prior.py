@@ -191,7 +191,8 @@ def evaluate_prior(run: str, data_root: str | None, split: str, classifier: str 
         "run": str(run), "data": ds.name, "split": split, "images": len(ds),
         "prior_bits_per_code": pm["bits_per_code"], "uniform_bits_per_code": math.log2(cfg.model.codebook_size),
         "recon_bits_per_dim": tm["recon_bits_per_dim"],
-        "bits_per_dim": tm["recon_bits_per_dim"] + pm["nll_bits_per_map"] / subpixels,
+        # per code times codes per map: the same as the NLL per map, also for a tiled prior (measured on whole tiles)
+        "bits_per_dim": tm["recon_bits_per_dim"] + pm["bits_per_code"] * int(np.prod(cs.images.shape[1:])) / subpixels,
         "bits_per_dim_uniform_prior": tm["bits_per_dim"],
         "tokenizer_psnr": tm["psnr"],
     }

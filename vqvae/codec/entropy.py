@@ -42,6 +42,7 @@ FLOOR = 24  # nats: logits further below the maximum are clamped
 PRECISION = 24  # bits of the integer table
 EXP_TABLE = np.maximum(1, np.round(2.0**PRECISION * np.exp(-np.arange(GRID * FLOOR + 1) / GRID))).astype(np.int64)
 _MODEL = constriction.stream.model.Categorical(perfect=False)
+GROUP = 256  # sequences coded together (one batch through the prior): bounds the KV cache on large images
 
 
 @contextlib.contextmanager
@@ -90,31 +91,37 @@ def _run(prior, n_seq: int, length: int, visit) -> None:
                 logits = prior.step(cache, codes)
 
 
-def encode(prior, seq: torch.Tensor) -> tuple[np.ndarray, float]:
-    """Sequences ``(N, L)`` (a prefix of the prior's order) -> (range-coder words ``uint32``, model NLL in bits)."""
+def encode(prior, seq: torch.Tensor, group: int = GROUP) -> tuple[np.ndarray, float]:
+    """Sequences ``(N, L)`` (a prefix of the prior's order) -> (range-coder words ``uint32``, model NLL in bits).
+    The sequences go through the prior in batches of ``group`` (the decoder uses the same batches)."""
     seq = seq.long().cpu()
     n, length = seq.shape
     enc = constriction.stream.queue.RangeEncoder()
-    total = [0.0]
+    total = 0.0
+    for g0 in range(0, n, group):
+        chunk = seq[g0 : g0 + group]
 
-    def visit(t, logits):
-        sym = seq[:, t]
-        enc.encode(sym.numpy().astype(np.int32), _MODEL, frequencies(logits))
-        total[0] += nll_bits(logits, sym)
-        return sym
+        def visit(t, logits, chunk=chunk):
+            nonlocal total
+            sym = chunk[:, t]
+            enc.encode(sym.numpy().astype(np.int32), _MODEL, frequencies(logits))
+            total += nll_bits(logits, sym)
+            return sym
 
-    _run(prior, n, length, visit)
-    return enc.get_compressed(), total[0]
+        _run(prior, chunk.shape[0], length, visit)
+    return enc.get_compressed(), total
 
 
-def decode(prior, words: np.ndarray, n: int, length: int) -> torch.Tensor:
+def decode(prior, words: np.ndarray, n: int, length: int, group: int = GROUP) -> torch.Tensor:
     """Range-coder words -> sequences ``(n, length)`` int64, rebuilding the encoder's tables step by step."""
     dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
     seq = torch.zeros(n, length, dtype=torch.long)
+    for g0 in range(0, n, group):
+        chunk = seq[g0 : g0 + group]  # a view: decoded codes land in seq
 
-    def visit(t, logits):
-        seq[:, t] = torch.from_numpy(np.asarray(dec.decode(_MODEL, frequencies(logits)), dtype=np.int64))
-        return seq[:, t]
+        def visit(t, logits, chunk=chunk):
+            chunk[:, t] = torch.from_numpy(np.asarray(dec.decode(_MODEL, frequencies(logits)), dtype=np.int64))
+            return chunk[:, t]
 
-    _run(prior, n, length, visit)
+        _run(prior, chunk.shape[0], length, visit)
     return seq
