@@ -330,7 +330,9 @@ def test_the_shipped_default_model_works_after_install(tmp_path, capsys):
         pytest.skip("no shipped codec model in this checkout")
     info = model_info(DEFAULT_MODEL)
     img = tmp_path / "photo.png"
-    x = _image(h=70, w=90, seed=11)
+    g = torch.Generator().manual_seed(11)  # smooth colour gradients, like a photo's large areas
+    x = (F.interpolate(torch.rand(1, 3, 3, 4, generator=g), size=(70, 90), mode="bicubic", align_corners=True)[0]
+         .clamp(0, 1) * 255).round().to(torch.uint8)
     write_image(img, x)
     assert main(["compress", str(img), "-o", str(tmp_path / "photo.vqz")]) == 0
     header, _ = unpack((tmp_path / "photo.vqz").read_bytes())
@@ -338,7 +340,7 @@ def test_the_shipped_default_model_works_after_install(tmp_path, capsys):
     assert main(["decompress", str(tmp_path / "photo.vqz"), "-o", str(tmp_path / "back.png")]) == 0
     y = read_image(tmp_path / "back.png")
     mse = float(((y.float() - x.float()) / 255).pow(2).mean())
-    assert y.shape == x.shape and 10 * np.log10(1 / mse) > 20  # a smooth image comes back recognisably
+    assert y.shape == x.shape and 10 * np.log10(1 / mse) > 25, 10 * np.log10(1 / mse)  # it comes back recognisably
 
 
 def test_tile_groups_code_like_one_batch(codec, monkeypatch):

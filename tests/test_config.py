@@ -10,7 +10,7 @@ def test_every_preset_builds():
     for name in presets():
         if name.startswith("prior-"):  # code-map sizes come from the tokenizer
             cfg = load_config(name, None, {"model": {"height": 7, "width": 7}})
-            assert cfg.arch == name.split("-", 1)[1] and cfg.model.seq_len == 49
+            assert cfg.arch == read_yaml(name)["arch"] and cfg.model.seq_len == 49 * cfg.model.num_codebooks
         else:
             cfg = load_config(name, None)
             assert cfg.arch == (read_yaml(name).get("arch") or "vqvae")
