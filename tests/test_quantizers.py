@@ -200,7 +200,8 @@ def test_input_shape_errors():
 # -- several codebooks per latent position (the paper's CIFAR 8x8x10) ----------
 @pytest.mark.parametrize("kind", ["vq", "ema"])
 def test_grouped_quantizer_matches_independent_slots(kind):
-    from vqvae.quantizers import GroupedQuantizer, make_quantizer
+    from vqvae.codebooks import GroupedQuantizer
+    from vqvae.quantizers import make_quantizer
 
     torch.manual_seed(0)
     q = make_quantizer(kind, 8, 4, num_codebooks=3)

@@ -369,70 +369,21 @@ class VectorQuantizerEMA(_Quantizer):
 QUANTIZERS = {"vq": VectorQuantizer, "ema": VectorQuantizerEMA}
 
 
-class GroupedQuantizer(nn.Module):
-    """``G`` codebooks per latent position (the paper's CIFAR-10 latents, 8 x 8 x 10).
-
-    The encoder emits ``G * D`` channels; slot ``g`` (channels ``g*D .. (g+1)*D``)
-    is quantized against its own K x D codebook, as the paper's authors describe
-    (sonnet#131, nadavbh12/VQ-VAE#8). Indices come back ``(B, G, *S)``; ``usage``
-    is ``(G * K,)`` (slot g's counts at ``g*K .. (g+1)*K``); the loss terms are
-    the mean over slots (so beta keeps its meaning) and ``perplexity`` the mean
-    of the slots' perplexities.
-    """
-
-    def __init__(self, num_codebooks: int, make):
-        super().__init__()
-        if num_codebooks < 2:
-            raise ValueError(f"GroupedQuantizer needs >= 2 codebooks, got {num_codebooks}")
-        self.groups = nn.ModuleList(make() for _ in range(num_codebooks))
-        self.num_codebooks = num_codebooks
-        self.codebook_size = self.groups[0].codebook_size
-        self.embedding_dim = self.groups[0].embedding_dim
-
-    def _split(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if z.ndim < 3 or z.shape[1] != self.num_codebooks * self.embedding_dim:
-            raise ValueError(f"expected (B, {self.num_codebooks * self.embedding_dim}, ...) = G*D channels, got {tuple(z.shape)}")
-        return z.split(self.embedding_dim, dim=1)
-
-    def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        outs = [q(part) for q, part in zip(self.groups, self._split(z))]
-        mean = lambda name: torch.stack([getattr(o, name) for o in outs]).mean()  # noqa: E731
-        return QuantizerOutput(
-            z_q=torch.cat([o.z_q for o in outs], 1),
-            indices=torch.stack([o.indices for o in outs], 1),
-            loss=mean("loss"),
-            codebook_loss=mean("codebook_loss"),
-            commitment_loss=mean("commitment_loss"),
-            perplexity=mean("perplexity"),
-            usage=torch.cat([o.usage for o in outs]),
-        )
-
-    def quantize(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, G*D, *S)`` -> indices ``(B, G, *S)``."""
-        return torch.stack([q.quantize(part) for q, part in zip(self.groups, self._split(z))], 1)
-
-    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        """Indices ``(B, G, *S)`` -> ``(B, G*D, *S)``."""
-        if indices.ndim < 2 or indices.shape[1] != self.num_codebooks:
-            raise ValueError(f"expected indices (B, {self.num_codebooks}, ...), got {tuple(indices.shape)}")
-        return torch.cat([q.lookup(indices[:, g]) for g, q in enumerate(self.groups)], 1)
-
-
 LAYOUTS = ("grouped", "residual")
 
 
 def make_quantizer(kind: str, codebook_size: int, embedding_dim: int, num_codebooks: int = 1, layout: str = "grouped",
                    quantizer_dropout: float = 0.0, **kw) -> nn.Module:
-    """One quantizer of ``kind`` (``vq`` or ``ema``); with ``num_codebooks`` > 1 a :class:`GroupedQuantizer`
-    (``layout="grouped"``: one codebook per D-slice) or a :class:`~vqvae.rvq.ResidualQuantizer`
+    """One quantizer of ``kind`` (``vq`` or ``ema``); with ``num_codebooks`` > 1 a :class:`~vqvae.codebooks.GroupedQuantizer`
+    (``layout="grouped"``: one codebook per D-slice) or a :class:`~vqvae.codebooks.ResidualQuantizer`
     (``layout="residual"``: stages on the residual, with SoundStream's ``quantizer_dropout``)."""
     cls = QUANTIZERS[kind]
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if num_codebooks == 1:
         return cls(codebook_size, embedding_dim, **kw)
-    if layout == "residual":
-        from vqvae.rvq import ResidualQuantizer
+    from vqvae.codebooks import GroupedQuantizer, ResidualQuantizer
 
+    if layout == "residual":
         return ResidualQuantizer(num_codebooks, lambda: cls(codebook_size, embedding_dim, **kw), quantizer_dropout)
     return GroupedQuantizer(num_codebooks, lambda: cls(codebook_size, embedding_dim, **kw))

@@ -1,4 +1,12 @@
-"""Residual vector quantization: ``S`` codebooks in sequence, each quantizing what the previous left.
+"""Several codebooks per latent position: grouped (one per D-slice) and residual (stages in sequence).
+
+:class:`GroupedQuantizer` splits each latent vector into ``G`` slices with a
+codebook each (the paper's CIFAR-10 latents). :class:`ResidualQuantizer`
+quantizes the whole vector with ``S`` codebooks in sequence, each on what the
+previous left, described below. Both return indices ``(B, G or S, *spatial)``
+so tokenizers, code caches and priors treat them alike.
+
+Residual vector quantization.
 
 Residual VQ (Juang & Gray 1982; SoundStream, Zeghidour et al. 2021, section 3.2)
 approximates ``z`` by ``e_1 + e_2 + ... + e_S`` where stage ``s`` quantizes the
@@ -18,7 +26,7 @@ commitment term ``beta ||r_s - sg[e_s]||^2`` reaches the encoder through
 ``r_s = z - sg[e_1 + ... + e_{s-1}]``. The loss is the **sum** of the stages'
 terms, as in SoundStream.
 
-Indices come back ``(B, S, *spatial)`` like :class:`~vqvae.quantizers.GroupedQuantizer`'s,
+Indices come back ``(B, S, *spatial)`` like :class:`GroupedQuantizer`'s,
 so tokenizers, code caches and priors treat the stage axis as the codebook axis;
 :meth:`ResidualQuantizer.lookup` also accepts the first ``s <= S`` stages.
 """
@@ -29,6 +37,55 @@ import torch
 from torch import nn
 
 from vqvae.quantizers import QuantizerOutput
+
+
+class GroupedQuantizer(nn.Module):
+    """``G`` codebooks per latent position (the paper's CIFAR-10 latents, 8 x 8 x 10).
+
+    The encoder emits ``G * D`` channels; slot ``g`` (channels ``g*D .. (g+1)*D``)
+    is quantized against its own K x D codebook, as the paper's authors describe
+    (sonnet#131, nadavbh12/VQ-VAE#8). Indices come back ``(B, G, *S)``; ``usage``
+    is ``(G * K,)`` (slot g's counts at ``g*K .. (g+1)*K``); the loss terms are
+    the mean over slots (so beta keeps its meaning) and ``perplexity`` the mean
+    of the slots' perplexities.
+    """
+
+    def __init__(self, num_codebooks: int, make):
+        super().__init__()
+        if num_codebooks < 2:
+            raise ValueError(f"GroupedQuantizer needs >= 2 codebooks, got {num_codebooks}")
+        self.groups = nn.ModuleList(make() for _ in range(num_codebooks))
+        self.num_codebooks = num_codebooks
+        self.codebook_size = self.groups[0].codebook_size
+        self.embedding_dim = self.groups[0].embedding_dim
+
+    def _split(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if z.ndim < 3 or z.shape[1] != self.num_codebooks * self.embedding_dim:
+            raise ValueError(f"expected (B, {self.num_codebooks * self.embedding_dim}, ...) = G*D channels, got {tuple(z.shape)}")
+        return z.split(self.embedding_dim, dim=1)
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        outs = [q(part) for q, part in zip(self.groups, self._split(z))]
+        mean = lambda name: torch.stack([getattr(o, name) for o in outs]).mean()  # noqa: E731
+        return QuantizerOutput(
+            z_q=torch.cat([o.z_q for o in outs], 1),
+            indices=torch.stack([o.indices for o in outs], 1),
+            loss=mean("loss"),
+            codebook_loss=mean("codebook_loss"),
+            commitment_loss=mean("commitment_loss"),
+            perplexity=mean("perplexity"),
+            usage=torch.cat([o.usage for o in outs]),
+        )
+
+    def quantize(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, G*D, *S)`` -> indices ``(B, G, *S)``."""
+        return torch.stack([q.quantize(part) for q, part in zip(self.groups, self._split(z))], 1)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Indices ``(B, G, *S)`` -> ``(B, G*D, *S)``."""
+        if indices.ndim < 2 or indices.shape[1] != self.num_codebooks:
+            raise ValueError(f"expected indices (B, {self.num_codebooks}, ...), got {tuple(indices.shape)}")
+        return torch.cat([q.lookup(indices[:, g]) for g, q in enumerate(self.groups)], 1)
 
 
 class ResidualQuantizer(nn.Module):
