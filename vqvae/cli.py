@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--tile", type=int, help="model T x T windows of the code maps (the codec's prior codes any image size by tiles)")
     _budget_args(pt)
 
+    dv = sub.add_parser("dvae", help="DALL-E's discrete VAE (Gumbel-softmax, logit-Laplace): a tokenizer like the VQ-VAE")
+    dvs = dv.add_subparsers(dest="dvae_command", required=True)
+    dt = dvs.add_parser("train", help="train a dVAE (preset vqvae/configs/dvae.yaml); extra --section.key=value flags override",
+                        epilog="Overrides: --model.tau_steps=20000 --model.kl_weight=6.6 --model.codebook_size=8192 ...")
+    dt.add_argument("--data", help="dataset name, a folder of images, or a .npy file (default: the preset's)")
+    _budget_args(dt)
+
     sa = sub.add_parser("sample", help="sample codes from a prior, decode them with its tokenizer, write a PNG grid")
     sa.add_argument("prior", help="the prior's run directory")
     sa.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
@@ -127,7 +134,7 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-TAKES_OVERRIDES = ("train", "prior", "classifier")
+TAKES_OVERRIDES = ("train", "prior", "classifier", "dvae")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "prior":
             commands_prior.train_prior(args.tokenizer, args.arch, args.conditional, args.config, args.out, args.steps, args.minutes,
                                        args.resume, args.data_root, extra, not args.no_progress, args.tile)
+        elif args.command == "dvae":
+            commands.train(args.data, args.config or "dvae", args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
+                           not args.no_progress)
         elif args.command == "classifier":
             commands.train(args.data, args.config or commands.classifier_preset(args.data), args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
                            not args.no_progress)

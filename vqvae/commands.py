@@ -102,7 +102,7 @@ def train(data: str | None, config: str | None, out: str | None, steps: int | No
 def _finish_run(run_dir: Path, cfg, model, test_set, final: dict) -> None:
     """eval.json, the pictures of the run, and a one-line summary."""
     checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
-    if cfg.arch == "vqvae":
+    if cfg.arch in ("vqvae", "dvae"):
         write_report(run_dir, model, test_set)
         print(_summary(final))
     elif is_audio(cfg) and cfg.arch != "classifier":

@@ -55,11 +55,13 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 256, desc: str | Non
         counts += torch.bincount(flat_code_ids(out.vq.indices, k, g), minlength=g * k).double()
         if cfg.likelihood == "categorical":
             recon_bits += losses.categorical_nll_bits(out.out, x).sum().item()
+        elif cfg.likelihood == "logit-laplace":
+            recon_bits += losses.logit_laplace_nll_bits(out.out, x).sum().item()
     model.train(was_training)
     c, h, w = images.shape[1:]
     subpixels = c * h * w
     mse = sq_err / n
-    if cfg.likelihood == "categorical":
+    if cfg.likelihood in ("categorical", "logit-laplace"):
         recon_bpd = recon_bits / (n * subpixels)
     else:
         recon_bpd = losses.gaussian_bits_per_subpixel(mse)

@@ -65,6 +65,9 @@ class TokenizerTask(Task):
     def step(self, model, x, y, detail):
         out = model(x)
         logs = {"recon_loss": out.recon_loss, "commitment": out.vq.commitment_loss, "perplexity": out.vq.perplexity}
+        q = raw(model).quantizer
+        if hasattr(q, "tau"):  # the dVAE's schedules
+            logs.update(kl=out.vq.codebook_loss.detach(), tau=q.tau, kl_weight=q.beta)
         if detail:  # the categorical mean needs a softmax over 256 bins: only on logging steps
             with torch.no_grad():
                 rec = losses.reconstruct(raw(model).config.likelihood, out.out.detach())
@@ -194,7 +197,7 @@ class AudioTask(Task):
         return evaluate_audio(model, x, y, batch_size)
 
 
-TASKS = {"vqvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask, "classifier": ClassifierTask,
+TASKS = {"vqvae": TokenizerTask, "dvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask, "classifier": ClassifierTask,
          "audio-vqvae": AudioTask}
 
 

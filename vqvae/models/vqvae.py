@@ -108,10 +108,19 @@ class VQVAE(nn.Module):
             raise ConfigError("model.in_channels is 0: set it to 1 or 3 (training fills it in from the data)")
         self.config = config
         c = config
-        bins = 256 if c.likelihood == "categorical" else 1
+        bins = losses.OUT_BINS[c.likelihood]
         zdim = c.embedding_dim * (c.num_codebooks if c.codebook_layout == "grouped" else 1)
-        self.encoder = ImageEncoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, zdim)
+        self.encoder = ImageEncoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, self._encoder_channels())
         self.decoder = ImageDecoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, zdim, bins)
+        self.quantizer = self._make_quantizer()
+
+    def _encoder_channels(self) -> int:
+        """What the encoder emits: ``D`` (``G * D`` for grouped codebooks) vectors to quantize."""
+        c = self.config
+        return c.embedding_dim * (c.num_codebooks if c.codebook_layout == "grouped" else 1)
+
+    def _make_quantizer(self) -> nn.Module:
+        c = self.config
         kw = dict(
             commitment_cost=c.commitment_cost,
             kmeans_init=c.kmeans_init,
@@ -121,8 +130,8 @@ class VQVAE(nn.Module):
         )
         if c.quantizer == "ema":
             kw["decay"] = c.decay
-        self.quantizer = make_quantizer(c.quantizer, c.codebook_size, c.embedding_dim, c.num_codebooks, c.codebook_layout,
-                                        c.quantizer_dropout, **kw)
+        return make_quantizer(c.quantizer, c.codebook_size, c.embedding_dim, c.num_codebooks, c.codebook_layout,
+                              c.quantizer_dropout, **kw)
 
     def _check_images(self, x: torch.Tensor) -> None:
         f = self.config.downsampling
