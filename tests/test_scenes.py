@@ -1,0 +1,58 @@
+"""The captioned-scene generator: captions agree with what is drawn, held-out pairs stay out of training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vqvae.scenes import CLASS_NAMES, COLOURS, RELATIONS, SIZES, caption, held_out_pairs, make_scenes
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    try:
+        return {s: make_scenes(40, s, seed=3) for s in ("train", "test", "heldout")}
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"MNIST / Fashion-MNIST not available: {e}")
+
+
+def test_shapes_and_reproducibility(scenes):
+    tr = scenes["train"]
+    assert tr.images.shape == (40, 3, 64, 64) and tr.images.dtype == torch.uint8 and tr.attrs.shape == (40, 2, 4)
+    again = make_scenes(40, "train", seed=3)
+    assert torch.equal(again.images, tr.images) and again.captions == tr.captions
+    assert not torch.equal(make_scenes(40, "train", seed=4).images, tr.images)
+
+
+def test_captions_name_the_attributes(scenes):
+    names = list(COLOURS)
+    for s in scenes.values():
+        for cap, a in zip(s.captions, s.attrs.numpy()):
+            rel = next(r for r, cells in RELATIONS.items() if cells == (a[0, 3], a[1, 3]))
+            assert cap == caption(a, rel)
+            for k, c, sz, _ in a:
+                assert f"{'small' if sz == 0 else 'big'} {names[c]} {CLASS_NAMES[k]}" in cap
+
+
+def test_objects_are_drawn_in_their_colour_and_half(scenes):
+    half = 32
+    for img, a in zip(scenes["test"].images.numpy().astype(float), scenes["test"].attrs.numpy()):
+        for k, c, sz, cell in a:
+            region = {0: img[:, :half], 1: img[:, half:], 2: img[:, :, :half], 3: img[:, :, half:]}[cell]
+            lit = region.max(0) > 60
+            assert lit.sum() > 10, "the object is drawn in its half"
+            mean = region[:, lit].mean(1)
+            want = np.array(COLOURS[list(COLOURS)[c]], float)
+            # the other object never enters this half, so the dominant colour is this object's
+            assert np.corrcoef(mean, want)[0, 1] > 0.9
+
+
+def test_held_out_pairs_never_in_train_always_in_heldout(scenes):
+    held = held_out_pairs()
+    assert len(held) == round(0.2 * len(COLOURS) * len(CLASS_NAMES))
+    pairs = lambda s: [{(int(c), int(k)) for k, c, _, _ in a} for a in s.attrs.numpy()]  # noqa: E731
+    assert all(not (p & held) for p in pairs(scenes["train"]))
+    assert all(not (p & held) for p in pairs(scenes["test"]))
+    assert all(p & held for p in pairs(scenes["heldout"]))
+    assert set(SIZES) == {0, 1}
