@@ -102,20 +102,30 @@ class CausalSelfAttention(nn.Module):
         self.dropout = c.dropout
         self.resid_dropout = nn.Dropout(c.dropout)
 
-    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None, pos: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None, pos: int = 0,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, T, C) -> (B, T, C)``.
 
         Without ``kv``: the ``T`` positions attend causally among themselves
         (training, full recompute). With ``kv = (k, v)`` of shape ``(B, nh, L, hd)``
         (one layer of a :class:`KVCache`): ``x`` holds positions ``pos .. pos+T-1``;
         their keys/values are written into the cache and the queries attend to
-        positions ``0 .. pos+T-1``.
+        positions ``0 .. pos+T-1``. ``mask``: an explicit ``(L, L)`` bool pattern
+        over the whole sequence (True = may attend; DALL-E's sparse patterns,
+        :mod:`vqvae.models.masks`) used instead of plain causality.
         """
         b, t, c = x.shape
         q, k, v = self.c_attn(x).split(c, dim=2)
         q, k, v = (a.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for a in (q, k, v))  # (B, nh, T, hd)
         p = self.dropout if self.training else 0.0
-        if kv is None:
+        if mask is not None:
+            if kv is not None:
+                kc, vc = kv
+                kc[:, :, pos : pos + t] = k
+                vc[:, :, pos : pos + t] = v
+                k, v = kc[:, :, : pos + t], vc[:, :, : pos + t]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[pos : pos + t, : pos + t], dropout_p=p)
+        elif kv is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
             kc, vc = kv
@@ -153,8 +163,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, kv=None, pos: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), kv, pos)
+    def forward(self, x: torch.Tensor, kv=None, pos: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), kv, pos, mask)
         return x + self.mlp(self.ln_2(x))
 
 
