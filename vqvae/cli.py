@@ -54,6 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     dt.add_argument("--data", help="dataset name, a folder of images, or a .npy file (default: the preset's)")
     _budget_args(dt)
 
+    da = sub.add_parser("dalle", help="DALL-E's text+image transformer over a tokenizer's codes")
+    das = da.add_subparsers(dest="dalle_command", required=True)
+    dat = das.add_parser("train", help="train the transformer on captioned images (preset vqvae/configs/dalle.yaml)",
+                         epilog="Overrides: --model.n_layer=8 --model.caption_dropout=0.2 --train.lr=3e-4 ...")
+    dat.add_argument("--tokenizer", required=True, help="the image tokenizer's run directory (a VQ-VAE or a dVAE)")
+    dat.add_argument("--data", help="captioned data: scenes or scenes:N (default: the tokenizer's dataset)")
+    _budget_args(dat)
+    ge = sub.add_parser("generate", help="draw images for a caption with a DALL-E run")
+    ge.add_argument("run")
+    ge.add_argument("prompt")
+    ge.add_argument("-n", type=int, default=16)
+    ge.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1: none)")
+    ge.add_argument("--temperature", type=float, default=1.0)
+    ge.add_argument("--top-k", type=int, default=0)
+    ge.add_argument("--top-p", type=float, default=1.0)
+    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("-o", "--out", required=True, help="PNG grid")
+    ge.add_argument("--device", default="auto")
+
     sa = sub.add_parser("sample", help="sample codes from a prior, decode them with its tokenizer, write a PNG grid")
     sa.add_argument("prior", help="the prior's run directory")
     sa.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
@@ -134,7 +153,7 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-TAKES_OVERRIDES = ("train", "prior", "classifier", "dvae")
+TAKES_OVERRIDES = ("train", "prior", "classifier", "dvae", "dalle")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +173,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "prior":
             commands_prior.train_prior(args.tokenizer, args.arch, args.conditional, args.config, args.out, args.steps, args.minutes,
                                        args.resume, args.data_root, extra, not args.no_progress, args.tile)
+        elif args.command in ("dalle", "generate"):
+            from vqvae import commands_dalle
+
+            if args.command == "dalle":
+                commands_dalle.train_dalle(args.tokenizer, args.data, args.config, args.out, args.steps, args.minutes, args.resume,
+                                           args.data_root, extra, not args.no_progress)
+            else:
+                commands_dalle.generate(args.run, args.prompt, args.n, args.guidance, args.temperature, args.top_k, args.top_p,
+                                        args.seed, args.out, args.device)
         elif args.command == "dvae":
             commands.train(args.data, args.config or "dvae", args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
                            not args.no_progress)

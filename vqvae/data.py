@@ -112,6 +112,11 @@ def load_images(name: str, split: str = "train", root: str | None = None, image_
         raise DataError(f"channels must be 1 or 3, got {channels}")
     key = _ALIASES.get(name.lower(), name.lower())
     path = Path(name).expanduser()
+    from vqvae import scenes  # the captioned scenes (scenes.py builds them from MNIST and Fashion-MNIST)
+
+    if scenes.parse_name(name) is not None:
+        sc = scenes.scene_split(scenes.parse_name(name), split, root)
+        return ImageSet(sc.images.clone(), None, None, name)
     if key in _DIRS:
         folder = _find_known(key, root, download)
         images, labels, classes = _load_known(key, str(folder), split, _signature(folder))

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from vqvae.data import load_images
+from vqvae.errors import DataError
 
 COLOURS = {"red": (255, 40, 40), "green": (40, 220, 40), "blue": (60, 90, 255), "yellow": (250, 230, 40),
            "magenta": (240, 50, 240), "cyan": (40, 230, 230)}
@@ -38,6 +39,9 @@ RELATIONS = {"above": (0, 1), "below": (1, 0), "left of": (2, 3), "right of": (3
 SIZES = {0: 18, 1: 28}  # glyph side in pixels: small, big
 CANVAS = 64
 HELD_OUT_FRACTION = 0.2
+
+
+DEFAULT_TRAIN = 20_000  # scenes in the train split of the dataset "scenes" ("scenes:N" for N); test and heldout get N / 10
 
 
 @dataclass
@@ -112,3 +116,31 @@ def make_scenes(n: int, split: str = "train", seed: int = 0, root: str | None = 
             attrs[i, j] = (k, c, s, cells[j])
         caps.append(caption(attrs[i], rel))
     return SceneSet(torch.from_numpy(images.clip(0, 255).round().astype(np.uint8)), caps, torch.from_numpy(attrs))
+
+
+def parse_name(name: str) -> int | None:
+    """``"scenes"`` -> the default train size, ``"scenes:N"`` -> N, anything else -> None."""
+    key = name.lower()
+    if key == "scenes":
+        return DEFAULT_TRAIN
+    if key.startswith("scenes:"):
+        try:
+            n = int(key.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 10:
+            raise DataError(f"{name!r}: the scene count must be an integer >= 10, e.g. scenes:2000")
+        return n
+    return None
+
+
+_CACHE: dict = {}
+
+
+def scene_split(n_train: int, split: str, root: str | None = None) -> SceneSet:
+    """The ``split`` (train, test, heldout) of the scenes dataset with ``n_train`` training scenes (cached per process)."""
+    key = (n_train, split, root)
+    if key not in _CACHE:
+        n = n_train if split == "train" else max(10, n_train // 10)
+        _CACHE[key] = make_scenes(n, split, seed=0, root=root)
+    return _CACHE[key]

@@ -197,7 +197,31 @@ class AudioTask(Task):
         return evaluate_audio(model, x, y, batch_size)
 
 
-TASKS = {"vqvae": TokenizerTask, "dvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask, "classifier": ClassifierTask,
+class DalleTask(Task):
+    """DALL-E's transformer: code maps ``x (B, h, w)`` and text ids ``y (B, text_len)`` -> the weighted text + image loss."""
+
+    bar = ("loss", "image_loss")
+    curves = (("loss", "loss", "loss"), ("image_loss", "image_loss", "image NLL (nats/code)"), ("text_loss", "text_loss", "text NLL (nats/token)"))
+
+    def step(self, model, x, y, detail):
+        out = model(y, x)
+        return out.loss, {"text_loss": out.text_loss.detach(), "image_loss": out.image_loss.detach()}
+
+    @torch.no_grad()
+    def evaluate(self, model, x, y, batch_size):
+        was = model.training
+        model.eval()
+        dev = next(model.parameters()).device
+        tot = {"loss": 0.0, "text_loss": 0.0, "image_loss": 0.0}
+        for s in range(0, x.shape[0], batch_size):
+            out = model(y[s : s + batch_size].to(dev), x[s : s + batch_size].to(dev))
+            for k in tot:
+                tot[k] += getattr(out, k).item() * min(batch_size, x.shape[0] - s)
+        model.train(was)
+        return {**{k: v / x.shape[0] for k, v in tot.items()}, "pairs": x.shape[0]}
+
+
+TASKS = {"dalle": DalleTask, "vqvae": TokenizerTask, "dvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask, "classifier": ClassifierTask,
          "audio-vqvae": AudioTask}
 
 

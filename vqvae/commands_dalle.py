@@ -1,0 +1,115 @@
+"""CLI commands of DALL-E's stage 2: ``dalle train`` and ``generate`` (``vqvae.cli`` only parses).
+
+``dalle train --tokenizer RUN [--data scenes|scenes:N]`` trains a byte-level
+BPE on the training captions (saved as ``text.json`` in the run), encodes the
+images with the tokenizer (a VQ-VAE or a dVAE), and trains the text+image
+transformer with the project's Trainer (progress, metrics, checkpoints,
+``--resume``). ``generate RUN "prompt" -n 16 [--guidance G] -o grid.png`` draws
+images for a caption.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from vqvae import checkpoint, codes, inference, plots
+from vqvae.config import build, merge, parse_overrides, read_yaml
+from vqvae.errors import VQVAEError
+from vqvae.text import TextTokenizer
+from vqvae.train import pick_device
+
+TEXT_FILE = "text.json"
+
+
+def _captioned(name: str, split: str, root: str | None):
+    from vqvae import scenes
+
+    n = scenes.parse_name(name)
+    if n is None:
+        raise VQVAEError(f"dalle train takes the captioned scenes (--data scenes or scenes:N), got {name!r}")
+    sc = scenes.scene_split(n, split, root)
+    return sc.images, sc.captions
+
+
+def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str | None, steps: int | None, minutes: float | None,
+                resume: bool, data_root: str | None, overrides: list[str], progress: bool = True) -> dict:
+    from vqvae.codes import CodeSet
+    from vqvae.train import Trainer
+
+    tok_dir = Path(tokenizer).resolve()
+    tok_cfg, tok, fp = codes.load_tokenizer(tok_dir)
+    name = data or tok_cfg.data.name
+    over = merge(parse_overrides(overrides), {"train": {k: v for k, v in (("steps", steps), ("minutes", minutes)) if v is not None}})
+    run_dir = Path(out or f"runs/dalle-{time.strftime('%Y%m%d-%H%M%S')}")
+    if resume:
+        cfg = build(merge(checkpoint.load_config(run_dir).to_dict(), over))
+        text = TextTokenizer.load(run_dir / TEXT_FILE)
+    else:
+        if (run_dir / checkpoint.STATE).exists():
+            raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
+        raw = read_yaml(config or "dalle")
+        images, captions = _captioned(name, "train", data_root)
+        m = {**raw.get("model", {}), **over.get("model", {})}
+        text = TextTokenizer.train(captions, vocab_size=int(m.pop("bpe_vocab", 1024)), text_len=int(m.get("text_len", 32)))
+        h, w = tok_cfg.model.code_shape(*images.shape[-2:])[-2:]
+        fixed = {"arch": "dalle", "data": {**asdict(tok_cfg.data), "name": name, "crop": 0, "hflip": False},
+                 "model": {"text_vocab": text.total_size, "image_vocab": tok_cfg.model.codebook_size, "height": h, "width": w},
+                 "tokenizer": {"path": str(tok_dir), "fingerprint": fp}}
+        raw.get("model", {}).pop("bpe_vocab", None)
+        over.get("model", {}).pop("bpe_vocab", None)
+        cfg = build(merge(merge(raw, over), fixed))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        text.save(run_dir / TEXT_FILE)
+    sets = []
+    for split in ("train", "test"):
+        images, captions = _captioned(name, split, data_root)
+        z = torch.from_numpy(codes.encode_data(tok_cfg, tok, images))
+        ids = torch.stack([text.encode(c, warn=False) for c in captions])
+        sets.append(CodeSet(z, ids, None, f"{name} {split}"))
+    trainer = Trainer(cfg, run_dir, sets[0], sets[1], resume=resume, progress=progress)
+    n_par = sum(p.numel() for p in trainer.model.parameters())
+    print(f"training DALL-E's transformer ({n_par / 1e6:.2f}M parameters) on {len(sets[0])} captioned images of {name} "
+          f"({cfg.model.text_len} text + {cfg.model.height}x{cfg.model.width} image tokens) on {trainer.device} -> {run_dir}")
+    final = trainer.fit()
+    checkpoint.atomic_write(run_dir / "eval.json", __import__("json").dumps(final, indent=2).encode())
+    print(f"step {final['step']}: test image NLL {final['image_loss']:.4f} nats/code, text NLL {final['text_loss']:.4f} nats/token")
+    return final
+
+
+def load_dalle(run: str | Path, device="cpu"):
+    """``(cfg, transformer, text tokenizer, tokenizer)`` of a DALL-E run, the tokenizer checked by fingerprint."""
+    cfg, model, tok_cfg, tok = codes.load_prior(run, device=device)
+    if cfg.arch != "dalle":
+        raise VQVAEError(f"{run} is a {cfg.arch} run, not a DALL-E transformer (train one with: vqvae dalle train --tokenizer RUN)")
+    text = TextTokenizer.load(Path(run) / TEXT_FILE)
+    if text.total_size != cfg.model.text_vocab or text.text_len != cfg.model.text_len:
+        raise VQVAEError(f"{run}/{TEXT_FILE} does not match the transformer (vocabulary {text.total_size} vs {cfg.model.text_vocab}, "
+                         f"length {text.text_len} vs {cfg.model.text_len}): the run was edited")
+    return cfg, model, text, tok
+
+
+def generate(run: str, prompt: str, n: int, guidance: float, temperature: float, top_k: int, top_p: float, seed: int, out: str,
+             device: str = "auto") -> Path:
+    if n < 1:
+        raise VQVAEError(f"-n must be >= 1, got {n}")
+    if temperature <= 0 or top_k < 0 or not 0 < top_p <= 1 or guidance < 0:
+        raise VQVAEError("need --temperature > 0, --top-k >= 0, --top-p in (0, 1] and --guidance >= 0")
+    dev = pick_device(device)
+    cfg, model, text, tok = load_dalle(run, dev)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids = text.encode(prompt)
+    for w in caught:
+        print(f"warning: {w.message}")
+    z = model.eval().generate(ids[None].expand(n, -1).to(dev), guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p,
+                              generator=torch.Generator().manual_seed(seed))
+    images = inference.decode(tok, z.cpu())
+    plots.save_grid(images, out, nrow=min(n, 8), scale=max(1, 64 // images.shape[-1]))
+    print(f"{n} images for {prompt!r} (guidance {guidance:g}) -> {out}")
+    return Path(out)
