@@ -11,6 +11,10 @@ def test_every_preset_builds():
         if name.startswith("prior-"):  # code-map sizes come from the tokenizer
             cfg = load_config(name, None, {"model": {"height": 7, "width": 7}})
             assert cfg.arch == read_yaml(name)["arch"] and cfg.model.seq_len == 49 * cfg.model.num_codebooks
+        elif name == "dalle":  # text and image sizes come from the tokenizers
+            cfg = load_config(name, None, {"model": {"text_vocab": 1100, "height": 8, "width": 8}})
+            cfg.validate()
+            assert cfg.arch == "dalle" and cfg.model.seq_len == 32 + 64
         else:
             cfg = load_config(name, None)
             assert cfg.arch == (read_yaml(name).get("arch") or "vqvae")

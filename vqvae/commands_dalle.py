@@ -54,13 +54,11 @@ def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str |
         raw = read_yaml(config or "dalle")
         images, captions = _captioned(name, "train", data_root)
         m = {**raw.get("model", {}), **over.get("model", {})}
-        text = TextTokenizer.train(captions, vocab_size=int(m.pop("bpe_vocab", 1024)), text_len=int(m.get("text_len", 32)))
+        text = TextTokenizer.train(captions, vocab_size=int(m.get("bpe_vocab", 1024)), text_len=int(m.get("text_len", 32)))
         h, w = tok_cfg.model.code_shape(*images.shape[-2:])[-2:]
         fixed = {"arch": "dalle", "data": {**asdict(tok_cfg.data), "name": name, "crop": 0, "hflip": False},
                  "model": {"text_vocab": text.total_size, "image_vocab": tok_cfg.model.codebook_size, "height": h, "width": w},
                  "tokenizer": {"path": str(tok_dir), "fingerprint": fp}}
-        raw.get("model", {}).pop("bpe_vocab", None)
-        over.get("model", {}).pop("bpe_vocab", None)
         cfg = build(merge(merge(raw, over), fixed))
         run_dir.mkdir(parents=True, exist_ok=True)
         text.save(run_dir / TEXT_FILE)

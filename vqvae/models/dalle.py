@@ -40,7 +40,8 @@ from vqvae.models.transformer import Block
 
 @dataclass
 class DalleConfig:
-    text_vocab: int = 0  # BPE tokens + one padding token per text position (TextTokenizer.total_size)
+    bpe_vocab: int = 1024  # BPE tokens to learn from the training captions
+    text_vocab: int = 0  # the learnt BPE's tokens + one padding token per text position (TextTokenizer.total_size)
     text_len: int = 32
     image_vocab: int = 512  # K of the tokenizer
     height: int = 0  # the tokenizer's code map
@@ -58,6 +59,7 @@ class DalleConfig:
 
     def validate(self) -> None:
         checks = [
+            (self.bpe_vocab >= 257, "model.bpe_vocab must be >= 257 (the 256 byte tokens and at least one merge)"),
             (self.text_vocab > self.text_len >= 1, "model.text_vocab must exceed model.text_len >= 1 (set from the text tokenizer)"),
             (self.image_vocab >= 2 and self.height >= 1 and self.width >= 1, "model.image_vocab >= 2 and the code map size come from the tokenizer"),
             (self.n_layer >= 1 and self.n_head >= 1 and self.n_embd % self.n_head == 0, "model.n_embd must be divisible by model.n_head"),
