@@ -353,3 +353,19 @@ def test_tile_groups_code_like_one_batch(codec, monkeypatch):
     grouped, st_g = codec.compress(x, 2)
     assert torch.equal(codec.decompress(grouped), _oracle(codec, x, 2))
     assert abs(st_g.nll_bits - st_one.nll_bits) < 1e-6 * st_one.nll_bits
+
+
+def test_a_named_model_without_weights_says_how_to_build_it(tmp_path, monkeypatch, capsys):
+    import vqvae.codec as codec_mod
+
+    (tmp_path / "m1" / "prior").mkdir(parents=True)
+    (tmp_path / "m1" / "prior" / "config.json").write_text("{}")
+    (tmp_path / "m1" / "MODEL_CARD.md").write_text("# m1")
+    monkeypatch.setattr(codec_mod, "MODEL_DIR", tmp_path)
+    codec_mod._load.cache_clear()
+    assert codec_mod.available_models() == []
+    with pytest.raises(CodecError, match="codec model 'm1' is not built.*vqvae codec-export PRIOR_RUN --name m1"):
+        codec_mod.load_codec("m1")
+    with pytest.raises(CodecError, match="unknown codec model 'nope'"):
+        codec_mod.load_codec("nope")
+    codec_mod._load.cache_clear()

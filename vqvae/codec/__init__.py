@@ -2,9 +2,12 @@
 
 The codes of a residual VQ-VAE are range-coded under a transformer prior
 (:mod:`vqvae.codec.codec`) into ``.vqz`` files (:mod:`vqvae.codec.container`).
-Models ship with the package in ``vqvae/codec/models/<name>/`` (a tokenizer and
-a prior run directory, and a model card); ``model`` may also be the path of a
-prior run trained with ``vqvae prior train --tokenizer RUN --tile T``. A file
+Named models live in ``vqvae/codec/models/<name>/`` (a tokenizer and a prior
+run directory, ``codec.json`` and a model card). The repository keeps their
+configs and model cards but not their weights (weights stay out of the repo):
+``vqvae codec-export`` writes the weights there after the training commands of
+the model card. ``model`` may also be the path of a prior run trained with
+``vqvae prior train --tokenizer RUN --tile T``. A file
 names the model it needs, so ``decompress`` finds a shipped model by itself.
 
 Symmetric names, as CompressAI's: :func:`compress` / :func:`decompress`.
@@ -26,11 +29,15 @@ MODEL_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = "coco-rvq4"
 
 
+def _has_weights(d: Path) -> bool:
+    return all((d / sub / name).is_file() for sub in ("tokenizer", "prior") for name in ("config.json", "model.safetensors"))
+
+
 def available_models() -> list[str]:
-    """Names of the codec models shipped with the package."""
+    """Names of the codec models installed in the package (configs and weights present)."""
     if not MODEL_DIR.is_dir():
         return []
-    return sorted(p.name for p in MODEL_DIR.iterdir() if (p / "prior" / "config.json").is_file())
+    return sorted(p.name for p in MODEL_DIR.iterdir() if _has_weights(p))
 
 
 def model_info(name: str) -> dict:
@@ -46,14 +53,19 @@ def _load(key: str) -> Codec:
     path = Path(key)
     if (path / "config.json").is_file():
         return Codec.from_run(path)
-    shipped = ", ".join(available_models()) or "none installed"
-    raise CodecError(f"unknown codec model {key!r}: not a shipped model ({shipped}) and not a prior run directory")
+    if (MODEL_DIR / key / "MODEL_CARD.md").is_file():
+        raise CodecError(f"codec model {key!r} is not built: its weights are not in the repository. Train it with the commands in "
+                         f"{MODEL_DIR / key / 'MODEL_CARD.md'} (about 80 minutes on 2 CPU cores), then: vqvae codec-export PRIOR_RUN --name {key}")
+    installed = ", ".join(available_models()) or "none installed"
+    raise CodecError(f"unknown codec model {key!r}: not an installed model ({installed}) and not a prior run directory")
 
 
 def load_codec(model: str | Path | None = None) -> Codec:
-    """A shipped model by name (default: :data:`DEFAULT_MODEL`) or a prior run directory; loaded once per process."""
+    """An installed model by name (default: :data:`DEFAULT_MODEL`) or a prior run directory; loaded once per process."""
     key = str(model) if model is not None else DEFAULT_MODEL
-    return _load(key if key in available_models() else str(Path(key).resolve()) if Path(key).exists() else key)
+    if key not in available_models() and Path(key).exists():
+        key = str(Path(key).resolve())  # one cache entry per run directory, however it was spelled
+    return _load(key)
 
 
 def as_tensor(image) -> torch.Tensor:
@@ -62,7 +74,7 @@ def as_tensor(image) -> torch.Tensor:
     from PIL import Image
 
     if isinstance(image, Image.Image):
-        grey = image.mode in ("1", "L", "I", "I;16", "F") or (image.mode == "LA")
+        grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
         image = np.asarray(image.convert("L" if grey else "RGB"))
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
