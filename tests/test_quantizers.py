@@ -280,7 +280,7 @@ def test_residual_quantize_matches_numpy_oracle():
 
 
 @pytest.mark.parametrize("kind", ["vq", "ema"])
-def test_residual_losses_gradients_and_error_shrink(kind):
+def test_residual_losses_and_gradients(kind):
     q = _rvq(kind).train()
     z = torch.randn(4, 4, 6, 6, requires_grad=True)
     out = q(z)

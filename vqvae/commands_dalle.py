@@ -10,6 +10,7 @@ images for a caption.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -73,7 +74,7 @@ def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str |
     print(f"training DALL-E's transformer ({n_par / 1e6:.2f}M parameters) on {len(sets[0])} captioned images of {name} "
           f"({cfg.model.text_len} text + {cfg.model.height}x{cfg.model.width} image tokens) on {trainer.device} -> {run_dir}")
     final = trainer.fit()
-    checkpoint.atomic_write(run_dir / "eval.json", __import__("json").dumps(final, indent=2).encode())
+    checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
     print(f"step {final['step']}: test image NLL {final['image_loss']:.4f} nats/code, text NLL {final['text_loss']:.4f} nats/token")
     return final
 

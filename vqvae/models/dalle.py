@@ -25,7 +25,6 @@ prefilled in one pass, then one image code per step.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -35,7 +34,7 @@ from torch import nn
 from vqvae.errors import ConfigError
 from vqvae.models.masks import PATTERNS, attention_mask
 from vqvae.models.prior import sample_from
-from vqvae.models.transformer import Block
+from vqvae.models.transformer import Block, init_gpt_weights
 
 
 @dataclass
@@ -120,14 +119,7 @@ class Dalle(nn.Module):
         cells = torch.arange(c.image_len)
         self.register_buffer("cell_row", cells // c.width, persistent=False)
         self.register_buffer("cell_col", cells % c.width, persistent=False)
-        for mod in self.modules():
-            if isinstance(mod, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(mod.weight, 0.0, 0.02)
-                if getattr(mod, "bias", None) is not None:
-                    nn.init.zeros_(mod.bias)
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * c.n_layer))
+        init_gpt_weights(self, c.n_layer)
 
     # -- inputs --------------------------------------------------------------------------------
     def empty_caption(self, n: int) -> torch.Tensor:

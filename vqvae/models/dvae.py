@@ -17,6 +17,7 @@ DALL-E's deeper residual nets are not built yet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
@@ -29,9 +30,11 @@ from vqvae.models.vqvae import VQVAE, VQVAEConfig
 class DVAEConfig(VQVAEConfig):
     """A dVAE: K = 8192 codes and the logit-Laplace likelihood by default (DALL-E's), and the schedules."""
 
+    QUANTIZER_KINDS: ClassVar[tuple[str, ...]] = ("gumbel",)
+
     codebook_size: int = 8192
     likelihood: str = "logit-laplace"
-    quantizer: str = "gumbel"  # fixed: the Gumbel-softmax bottleneck
+    quantizer: str = "gumbel"  # the Gumbel-softmax bottleneck (the only kind)
     tau_start: float = 1.0
     tau_end: float = 1 / 16
     tau_steps: int = 150_000  # DALL-E anneals over the first 150k updates
@@ -39,8 +42,6 @@ class DVAEConfig(VQVAEConfig):
     kl_steps: int = 5_000  # DALL-E ramps beta over the first 5000 updates
 
     def validate(self) -> None:
-        if self.quantizer != "gumbel":
-            raise ConfigError("model.quantizer of a dvae is 'gumbel' (use arch vqvae for VQ/EMA codebooks)")
         if self.num_codebooks != 1:
             raise ConfigError("a dvae has one codebook (model.num_codebooks=1)")
         checks = [
@@ -51,11 +52,7 @@ class DVAEConfig(VQVAEConfig):
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
-        self.quantizer = "ema"  # let the shared checks pass, then restore
-        try:
-            super().validate()
-        finally:
-            self.quantizer = "gumbel"
+        super().validate()
 
 
 class DVAE(VQVAE):

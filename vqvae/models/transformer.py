@@ -168,6 +168,19 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+def init_gpt_weights(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation (nanoGPT): Linear and Embedding weights ~ N(0, 0.02), zero biases, and the
+    residual projections (``c_proj``) scaled by ``1/sqrt(2 n_layer)``."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+
 class TransformerPrior(nn.Module):
     """Autoregressive prior ``p(z) = prod_t p(z_t | z_{<t}, class)`` over a tokenizer's codes.
 
@@ -207,19 +220,7 @@ class TransformerPrior(nn.Module):
         self.register_buffer("pos_row", row, persistent=False)
         self.register_buffer("pos_col", col, persistent=False)
         self.register_buffer("pos_slot", slot, persistent=False)
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):  # GPT-2: residual branches scaled by 1/sqrt(2 n_layer)
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        init_gpt_weights(self, c.n_layer)
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ the codebook term is replaced by EMA updates for ``quantizer: ema``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -29,6 +30,8 @@ from vqvae.quantizers import LAYOUTS, QUANTIZERS, QuantizerOutput, make_quantize
 @dataclass
 class VQVAEConfig:
     """Architecture and quantizer of an image VQ-VAE. Defaults: the paper's CIFAR net."""
+
+    QUANTIZER_KINDS: ClassVar[tuple[str, ...]] = tuple(QUANTIZERS)  # what model.quantizer may be (the dVAE: gumbel)
 
     in_channels: int = 0  # 0: taken from the data (1 grey, 3 RGB)
     hidden: int = 256
@@ -61,7 +64,7 @@ class VQVAEConfig:
             (self.codebook_layout in LAYOUTS, f"model.codebook_layout must be one of {LAYOUTS}"),
             (0.0 <= self.quantizer_dropout <= 1.0, "model.quantizer_dropout must be in [0, 1]"),
             (self.commitment_cost >= 0, "model.commitment_cost must be >= 0"),
-            (self.quantizer in QUANTIZERS, f"model.quantizer must be one of {sorted(QUANTIZERS)}"),
+            (self.quantizer in self.QUANTIZER_KINDS, f"model.quantizer must be one of {sorted(self.QUANTIZER_KINDS)}"),
             (0.0 < self.decay < 1.0, "model.decay must be in (0, 1)"),
             (self.kmeans_batches >= 1 and self.kmeans_iters >= 1, "model.kmeans_batches and model.kmeans_iters must be >= 1"),
             (self.restart_after >= 0, "model.restart_after must be >= 0"),
