@@ -57,7 +57,7 @@ def _rtf(model, x: torch.Tensor, speakers: torch.Tensor, sr: int, batch: int) ->
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_out/audio")
-    ap.add_argument("--wavenet-overrides", default="--model.decoder=wavenet,--model.wavenet_channels=32,--train.steps=1000,"
+    ap.add_argument("--wavenet-overrides", default="--model.decoder=wavenet,--model.output=mulaw,--model.wavenet_channels=32,--train.steps=1000,"
                     "--data.crop=2048,--train.eval_every=0")
     ap.add_argument("--parallel-overrides", default="", help="comma-separated overrides for the parallel-decoder run")
     ap.add_argument("--generate-clips", type=int, default=8, help="test clips the WaveNet generates for SNR / log-mel / RTF")
@@ -111,10 +111,10 @@ def main() -> int:
 
 Test split: the 300 official test clips (index 0-4), silence-trimmed, at most 8192 samples (1 s) at 8 kHz.
 
-| decoder | steps | SNR | log-mel distance | mu-law NLL (bits/sample) | code rate | codebook used | RTF batch 1 | RTF batched |
+| decoder | steps | SNR | log-mel distance | training loss on test | code rate | codebook used | RTF batch 1 | RTF batched |
 |---|---|---|---|---|---|---|---|---|
-| parallel (non-autoregressive) | {cfg.train.steps} | **{pm['snr_db']:.2f} dB** | **{pm['log_mel_distance']:.3f}** | {pm['bits_per_sample']:.3f} | **{pm['bits_per_second']:.0f} bits/s** | {pm['usage_pct']:.1f} % | {pm['rtf_batch1']:.4f} | {pm['rtf_batched']:.4f} |
-| WaveNet (autoregressive, {w['generated_clips']} clips generated) | {w['steps']} | {w['snr_db_generated']:.2f} dB (parallel on the same clips: {w['parallel_snr_db_same_clips']:.2f}) | {w['log_mel_distance_generated']:.3f} (parallel: {w['parallel_log_mel_distance_same_clips']:.3f}) | {w['bits_per_sample']:.3f} | {w['bits_per_second']:.0f} bits/s | {w['usage_pct']:.1f} % | {w['rtf_batch1']:.2f} | {w['rtf_batched']:.2f} |
+| parallel (non-autoregressive, waveform output, multi-resolution STFT loss) | {cfg.train.steps} | **{pm['snr_db']:.2f} dB** | **{pm['log_mel_distance']:.3f}** | {audio_inference.recon_text(pm)} | **{pm['bits_per_second']:.0f} bits/s** | {pm['usage_pct']:.1f} % | {pm['rtf_batch1']:.4f} | {pm['rtf_batched']:.4f} |
+| WaveNet (autoregressive, mu-law, {w['generated_clips']} clips generated) | {w['steps']} | {w['snr_db_generated']:.2f} dB (parallel on the same clips: {w['parallel_snr_db_same_clips']:.2f}) | {w['log_mel_distance_generated']:.3f} (parallel: {w['parallel_log_mel_distance_same_clips']:.3f}) | {audio_inference.recon_text(w)} | {w['bits_per_second']:.0f} bits/s | {w['usage_pct']:.1f} % | {w['rtf_batch1']:.2f} | {w['rtf_batched']:.2f} |
 
 RTF: decoding compute time over audio duration on this machine (below 1 is faster than real time).
 The WaveNet generates sample by sample with per-layer queues (fast WaveNet), in Python.

@@ -48,7 +48,8 @@ def convert(model, x: torch.Tensor, speakers: torch.Tensor, **kw) -> torch.Tenso
 def evaluate_audio(model, x: torch.Tensor, speakers: torch.Tensor, batch_size: int = 64, generate: bool | None = None) -> dict:
     """Test metrics of an audio VQ-VAE on waveforms ``x`` with their true ``speakers``.
 
-    Always: the decoder's teacher-forced mu-law NLL in bits per sample, codebook
+    Always: the decoder's teacher-forced mu-law NLL in bits per sample (the
+    multi-resolution STFT loss, ``stft_loss``, for ``output="waveform"``), codebook
     usage (% of K), dead codes, perplexity, and the code rate in bits/s.
     With ``generate`` (default: for the parallel decoder only, whose decode is
     one pass): SNR and log-mel distance of the reconstructions decoded with
@@ -67,7 +68,8 @@ def evaluate_audio(model, x: torch.Tensor, speakers: torch.Tensor, batch_size: i
         nll += out.recon_loss.item() * out.vq.indices.shape[0]
         counts += torch.bincount(out.vq.indices.flatten().cpu(), minlength=k).double()
     p = counts[counts > 0] / counts.sum()
-    res = {"bits_per_sample": nll / n / math.log(2), "usage_pct": 100.0 * float((counts > 0).sum()) / k,
+    rec = {"stft_loss": nll / n} if cfg.output == "waveform" else {"bits_per_sample": nll / n / math.log(2)}
+    res = {**rec, "usage_pct": 100.0 * float((counts > 0).sum()) / k,
            "dead_codes": int((counts == 0).sum()), "perplexity": math.exp(-(p * p.log()).sum().item()),
            "bits_per_second": cfg.bits_per_second, "clips": n}
     if generate is None:
@@ -78,3 +80,8 @@ def evaluate_audio(model, x: torch.Tensor, speakers: torch.Tensor, batch_size: i
         res["log_mel_distance"] = metrics.log_mel_distance(x, y, cfg.sample_rate).mean().item()
     model.train(was)
     return res
+
+
+def recon_text(m: dict) -> str:
+    """The reconstruction loss of an audio evaluation, in words: mu-law NLL or multi-resolution STFT loss."""
+    return f"{m['bits_per_sample']:.3f} bits/sample (mu-law NLL)" if "bits_per_sample" in m else f"STFT loss {m['stft_loss']:.3f}"

@@ -29,8 +29,9 @@ def _run_and_split(run: str, data: str | None, data_root: str | None, split: str
     if data_root:
         cfg.data.root = data_root
     ds = load_split(cfg, split)
-    if not is_audio(cfg) and ds.channels != cfg.model.in_channels:
-        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {cfg.model.in_channels}")
+    want = getattr(cfg.model, "in_channels", 3)  # the scene reader reads RGB scenes
+    if not is_audio(cfg) and ds.channels != want:
+        raise VQVAEError(f"{ds.name} has {ds.channels} channels but the model expects {want}")
     return cfg, model, ds
 
 
@@ -46,9 +47,12 @@ def write_report(run_dir: Path, model, test: ImageSet, n: int = 32) -> dict:
 
 
 def classifier_preset(data: str) -> str:
-    """``classifier-audio`` (log-mel input) for audio datasets, else ``classifier``."""
+    """``scene-reader`` for the captioned scenes, ``classifier-audio`` (log-mel input) for audio datasets, else ``classifier``."""
     from vqvae.config import preset_for
+    from vqvae.scenes import parse_name
 
+    if data and parse_name(data) is not None:
+        return "scene-reader"
     return "classifier-audio" if preset_for(data) == "fsdd" else "classifier"
 
 
@@ -106,12 +110,12 @@ def _finish_run(run_dir: Path, cfg, model, test_set, final: dict) -> None:
         write_report(run_dir, model, test_set)
         print(_summary(final))
     elif is_audio(cfg) and cfg.arch != "classifier":
-        from vqvae import commands_audio
+        from vqvae import audio_inference, commands_audio
 
         commands_audio.write_report(run_dir, model, test_set)
         save_curves(run_dir, cfg.arch)
         print(f"step {final['step']}: test SNR {final.get('snr_db', float('nan')):.2f} dB, log-mel distance {final.get('log_mel_distance', float('nan')):.3f}, "
-              f"{final['bits_per_sample']:.3f} bits/sample, {final['usage_pct']:.1f}% of codes used; see {run_dir / 'spectrograms.png'}")
+              f"{audio_inference.recon_text(final)}, {final['usage_pct']:.1f}% of codes used; see {run_dir / 'spectrograms.png'}")
     else:
         save_curves(run_dir, cfg.arch)
         print(f"step {final['step']}: " + ", ".join(f"test {k} {v:.4g}" for k, v in final.items() if k in ("accuracy", "loss")))
@@ -136,11 +140,18 @@ def evaluate_any(args) -> dict:
         return evaluate(args.run, args.data, args.data_root, args.split, args.json)
     if args.data:
         raise VQVAEError(f"--data applies to tokenizer runs; {args.run} is a {arch} run")
-    if arch == "classifier":
-        cfg, model, ds = _run_and_split(args.run, None, args.data_root, args.split)
-        from vqvae.tasks import ClassifierTask
+    if arch == "dalle":
+        from vqvae import commands_dalle
 
-        m = {"run": str(args.run), "data": ds.name, "split": args.split, **ClassifierTask().evaluate(model, ds.images, ds.labels, 500)}
+        if not args.classifier:
+            raise VQVAEError("a DALL-E run is scored by a scene reader: pass --classifier READER_RUN (vqvae classifier train --data scenes)")
+        return commands_dalle.evaluate_dalle(args.run, args.classifier, args.split, args.samples, args.guidance, args.seed, args.json,
+                                             args.data_root, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    if arch in ("classifier", "scene-reader"):
+        cfg, model, ds = _run_and_split(args.run, None, args.data_root, args.split)
+        from vqvae.tasks import task_for
+
+        m = {"run": str(args.run), "data": ds.name, "split": args.split, **task_for(arch).evaluate(model, ds.images, ds.labels, 500)}
         print(json.dumps(m, indent=2) if args.json else f"{ds.name} {args.split}: accuracy {m['accuracy']:.4f}")
         return m
     if args.samples < 2:

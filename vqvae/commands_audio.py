@@ -128,7 +128,7 @@ def evaluate(run: str, data_root: str | None, split: str, speaker_clf: str | Non
         print(json.dumps(res, indent=2))
     else:
         msg = (f"{ds.name} {split}: SNR {res['snr_db']:.2f} dB, log-mel distance {res['log_mel_distance']:.3f}, "
-               f"{res['bits_per_sample']:.3f} bits/sample (mu-law NLL), codes at {res['bits_per_second']:.0f} bits/s, "
+               f"{audio_inference.recon_text(res)}, codes at {res['bits_per_second']:.0f} bits/s, "
                f"{res['usage_pct']:.1f}% of codes used")
         for kind in ("speaker", "digit"):
             if f"converted_{kind}_accuracy" in res:

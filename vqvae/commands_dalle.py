@@ -112,3 +112,22 @@ def generate(run: str, prompt: str, n: int, guidance: float, temperature: float,
     plots.save_grid(images, out, nrow=min(n, 8), scale=max(1, 64 // images.shape[-1]))
     print(f"{n} images for {prompt!r} (guidance {guidance:g}) -> {out}")
     return Path(out)
+
+
+def evaluate_dalle(run: str, reader_run: str, split: str, n: int, guidance: float, seed: int, as_json: bool, data_root: str | None = None,
+                   per_prompt: int = 4, **sampling) -> dict:
+    """``vqvae eval DALLE_RUN --classifier READER``: prompt faithfulness of ``n`` samples (``per_prompt`` per caption of ``split``)."""
+    from vqvae import dalle_eval, scenes
+
+    if n < per_prompt:
+        raise VQVAEError(f"-n/--samples must be >= {per_prompt} (samples per prompt), got {n}")
+    cfg, model, text, tok = load_dalle(run)
+    reader = dalle_eval.load_reader(reader_run)
+    n_train = scenes.parse_name(cfg.data.name)
+    captions, attrs = dalle_eval.prompts(n_train, split, n // per_prompt, data_root or cfg.data.root)
+    acc, _ = dalle_eval.faithfulness(model, text, tok, reader, captions, attrs, per_prompt, guidance=guidance, seed=seed, **sampling)
+    m = {"run": str(run), "reader": str(reader_run), "split": split, "guidance": guidance, **acc}
+    print(json.dumps(m, indent=2) if as_json else
+          f"{split}: {acc['all']:.1%} of {acc['samples']} samples faithful to their caption (position {acc['position']:.1%}, class {acc['class']:.1%}, "
+          f"colour {acc['colour']:.1%}, size {acc['size']:.1%}; guidance {guidance:g})")
+    return m

@@ -37,7 +37,7 @@ class DataConfig:
     sample_rate: int = 8000  # clips are resampled to this rate
     clip_length: int = 8192  # samples per clip (centre-cropped or zero-padded)
     trim: bool = True  # trim leading/trailing silence
-    label: str = "speaker"  # what labels are: "speaker" or "digit" (FSDD)
+    label: str = "speaker"  # what labels are: "speaker" or "digit" (FSDD); "attributes" for the scenes (the scene reader's)
 
     def validate(self) -> None:
         if self.image_size < 0 or self.channels not in (0, 1, 3):
@@ -46,8 +46,8 @@ class DataConfig:
             raise ConfigError("data.sample_rate must be in 1000..192000 and data.clip_length >= 64")
         if self.crop < 0:
             raise ConfigError(f"data.crop must be >= 0 (0: no random crops), got {self.crop}")
-        if self.label not in ("speaker", "digit"):
-            raise ConfigError(f"data.label must be 'speaker' or 'digit', got {self.label!r}")
+        if self.label not in ("speaker", "digit", "attributes"):
+            raise ConfigError(f"data.label must be 'speaker', 'digit' or 'attributes' (scenes), got {self.label!r}")
 
 
 @dataclass
@@ -240,6 +240,8 @@ def preset_for(dataset: str) -> str:
     """The preset used by ``vqvae train --data NAME`` without ``--config``."""
     key = dataset.lower().replace("_", "-")
     key = {"fmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(key, key)
+    if key.startswith("scenes:"):
+        key = "scenes"  # scenes:N uses the scenes preset
     if (PRESET_DIR / f"{key}.yaml").is_file():
         return key
     p = Path(dataset).expanduser()

@@ -74,13 +74,15 @@ def save_codebook_usage(counts: np.ndarray, path: str | Path, title: str = "") -
 
 def save_loss_curves(metrics_path: str | Path, path: str | Path, panels=(("loss", "loss", "loss"),)) -> None:
     """Curves against step from metrics.jsonl: one panel per ``(train key, test key, title)``
-    (a key may be ``None``); losses on a log scale."""
+    (a key may be ``None``; panels with no data are left out); losses on a log scale."""
     plt = _plt()
     train, evals = [], []
     for line in Path(metrics_path).read_text().splitlines():
         if line.strip():
             r = json.loads(line)
             (train if r.get("kind") == "train" else evals).append(r)
+    keys = {k for r in train + evals for k in r}
+    panels = [p for p in panels if p[0] in keys or p[1] in keys] or list(panels)[:1]  # a task's panels this run has data for
     fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.5), squeeze=False)
     for a, (tk, ek, title) in zip(axes[0], panels):
         rows = [r for r in train if tk and tk in r]
@@ -115,4 +117,31 @@ def save_spectrograms(rows: list[tuple[str, torch.Tensor]], sample_rate: int, pa
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_prompt_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, marks: list[list[bool]] | None = None) -> None:
+    """One row per prompt: its caption on the left, then its uint8 images ``(n, C, H, W)``; ``marks`` (optional,
+    per image) frames a sample green when the reader found it faithful to its caption and red when not."""
+    plt = _plt()
+    n = max(im.shape[0] for _, im in rows)
+    fig, axes = plt.subplots(len(rows), n + 1, figsize=(1.1 * n + 3.2, 1.1 * len(rows)), squeeze=False,
+                             gridspec_kw={"width_ratios": [3.0] + [1.0] * n})
+    for r, (cap, ims) in enumerate(rows):
+        axes[r, 0].text(1.0, 0.5, cap, ha="right", va="center", fontsize=8, wrap=True)
+        for q in range(n + 1):
+            axes[r, q].set_xticks([])
+            axes[r, q].set_yticks([])
+            if q == 0 or q > ims.shape[0]:
+                axes[r, q].axis("off")
+        for q in range(ims.shape[0]):
+            ax = axes[r, q + 1]
+            ax.imshow(ims[q].permute(1, 2, 0).cpu().numpy().squeeze(), cmap="gray" if ims.shape[1] == 1 else None, interpolation="nearest")
+            if marks is not None:
+                for s in ax.spines.values():
+                    s.set_edgecolor("tab:green" if marks[r][q] else "tab:red")
+                    s.set_linewidth(2)
+    fig.tight_layout(pad=0.3)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

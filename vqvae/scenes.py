@@ -51,6 +51,40 @@ class SceneSet:
     attrs: torch.Tensor  # int64 (N, 2, 4): class, colour, size, cell
 
 
+HEADS = (("layout", 2), ("class0", len(CLASS_NAMES)), ("colour0", len(COLOURS)), ("size0", 2),
+         ("class1", len(CLASS_NAMES)), ("colour1", len(COLOURS)), ("size1", 2))
+"""What the scene reader predicts: the layout (0: one object above the other, 1: side by side), then the class, colour
+and size of the object in slot 0 (the top or left half) and in slot 1 (the bottom or right half)."""
+
+
+def slot_labels(attrs: torch.Tensor) -> torch.Tensor:
+    """Scene attributes ``(N, 2, 4)`` (class, colour, size, cell per object) -> the reader's labels ``(N, 7)`` (:data:`HEADS`).
+
+    Cells 0 / 1 are top / bottom and 2 / 3 left / right, so an object's slot is ``cell % 2`` and the layout ``cell // 2``.
+    """
+    attrs = torch.as_tensor(attrs)
+    out = torch.zeros(attrs.shape[0], len(HEADS), dtype=torch.long)
+    out[:, 0] = attrs[:, 0, 3] // 2
+    for j in range(2):
+        slot = attrs[:, j, 3] % 2
+        for f in range(3):  # class, colour, size
+            out.scatter_(1, (1 + 3 * slot + f)[:, None], attrs[:, j, f : f + 1])
+    return out
+
+
+def attribute_accuracy(pred: torch.Tensor, attrs: torch.Tensor) -> dict[str, float]:
+    """How well predicted reader labels ``(N, 7)`` match the scenes' attributes ``(N, 2, 4)``.
+
+    ``all``: the fraction of scenes with every attribute right (the faithfulness of a generated scene to its caption:
+    layout, and each object's class, colour and size in its place); then one accuracy per attribute kind, with
+    ``position`` the layout, and class / colour / size counted over both objects.
+    """
+    truth = slot_labels(attrs)
+    ok = pred == truth
+    return {"all": float(ok.all(1).float().mean()), "position": float(ok[:, 0].float().mean()),
+            **{name: float(ok[:, [1 + f, 4 + f]].float().mean()) for f, name in enumerate(("class", "colour", "size"))}}
+
+
 def held_out_pairs(seed: int = 1234) -> set[tuple[int, int]]:
     """The (colour index, class) pairs never shown in training: a seeded fifth of all of them."""
     pairs = [(c, k) for c in range(len(COLOURS)) for k in range(len(CLASS_NAMES))]

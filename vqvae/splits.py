@@ -2,12 +2,14 @@
 
 A run's data is audio when its model is an audio model (``audio-vqvae``) or a
 classifier over log-mel spectrograms; everything else is images. Audio labels
-are speakers, or spoken digits with ``data.label=digit`` (FSDD).
+are speakers, or spoken digits with ``data.label=digit`` (FSDD). The captioned
+scenes with ``data.label=attributes`` carry the scene reader's labels
+(:func:`vqvae.scenes.slot_labels`).
 """
 
 from __future__ import annotations
 
-from vqvae.data import TensorSet, load_images
+from vqvae.data import ImageSet, TensorSet, load_images
 from vqvae.errors import DataError
 from vqvae.models import AUDIO_ARCHS
 
@@ -20,6 +22,14 @@ def load_split(cfg, split: str, data_root: str | None = None) -> TensorSet:
     """The ``split`` of the run's dataset (``data_root`` overrides ``data.root``)."""
     d = cfg.data
     root = data_root or d.root
+    if d.label == "attributes":
+        from vqvae import scenes
+
+        n = scenes.parse_name(d.name)
+        if n is None:
+            raise DataError(f"data.label=attributes is for the captioned scenes (scenes, scenes:N), not {d.name!r}")
+        sc = scenes.scene_split(n, split, root)
+        return ImageSet(sc.images.clone(), scenes.slot_labels(sc.attrs), [name for name, _ in scenes.HEADS], d.name)
     if not is_audio(cfg):
         return load_images(d.name, split, root=root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
     from vqvae.audio_data import load_audio

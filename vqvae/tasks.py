@@ -10,6 +10,7 @@ it checks or fills in from the data before the model is built:
 * ``prior`` (``pixelcnn``, ``transformer``): code maps (+ labels) -> NLL in
   nats per code; evaluated as test NLL in bits per code.
 * ``classifier``: uint8 images (or waveforms) + labels -> cross-entropy; evaluated as accuracy.
+* ``scene-reader``: scenes + attribute labels -> seven heads' cross-entropies.
 * ``audio`` (``audio-vqvae``): waveforms + speaker ids -> mu-law cross-entropy +
   quantizer loss; evaluated with :func:`vqvae.audio_inference.evaluate_audio`.
 """
@@ -166,12 +167,52 @@ class ClassifierTask(Task):
         return {"accuracy": correct / x.shape[0], "loss": nll / x.shape[0], "images": x.shape[0]}
 
 
+class SceneReaderTask(Task):
+    """The scene reader: uint8 scenes + reader labels ``(B, 7)`` -> the sum of the seven heads' cross-entropies;
+    evaluated as ``accuracy`` (every attribute of a scene right) and one accuracy per head."""
+
+    bar = ("loss", "acc")
+    curves = (("loss", "loss", "loss"), ("acc", "accuracy", "all attributes right"))
+    images = True
+
+    def prepare(self, cfg, train_set) -> None:
+        if train_set.labels is None or train_set.labels.ndim != 2:
+            raise VQVAEError(f"the scene reader trains on the scenes' attributes (--data scenes --data.label=attributes), not {train_set.name}")
+
+    @staticmethod
+    def _heads(model, x, y):
+        heads = raw(model).split(model(x))
+        loss = sum(F.cross_entropy(h, y[:, i]) for i, h in enumerate(heads))
+        return loss, torch.stack([h.argmax(1) for h in heads], 1) == y
+
+    def step(self, model, x, y, detail):
+        loss, ok = self._heads(model, x, y)
+        return loss, {"acc": ok.all(1).float().mean()}
+
+    @torch.no_grad()
+    def evaluate(self, model, x, y, batch_size):
+        from vqvae.scenes import HEADS
+
+        was = model.training
+        model.eval()
+        dev = next(model.parameters()).device
+        loss, oks = 0.0, []
+        for s in range(0, x.shape[0], batch_size):
+            l, ok = self._heads(model, x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev))
+            loss += l.item() * ok.shape[0]
+            oks.append(ok.cpu())
+        model.train(was)
+        ok = torch.cat(oks).float()
+        heads = {f"acc_{n}": float(ok[:, i].mean()) for i, (n, _) in enumerate(HEADS)}
+        return {"accuracy": float(ok.all(1).float().mean()), "loss": loss / x.shape[0], **heads, "images": x.shape[0]}
+
+
 class AudioTask(Task):
     """The audio VQ-VAE: waveforms ``(B, 1, T)`` and speaker ids -> mu-law cross-entropy + quantizer loss."""
 
-    bar = ("loss", "bits_per_sample", "perplexity")
+    bar = ("loss", "bits_per_sample", "stft_loss", "perplexity")
     curves = (("loss", "loss", "loss"), ("bits_per_sample", "bits_per_sample", "mu-law NLL (bits/sample)"),
-              ("perplexity", "perplexity", "codebook perplexity"))
+              ("stft_loss", "stft_loss", "multi-resolution STFT loss"), ("perplexity", "perplexity", "codebook perplexity"))
 
     def prepare(self, cfg, train_set) -> None:
         m = cfg.model
@@ -188,7 +229,9 @@ class AudioTask(Task):
 
     def step(self, model, x, y, detail):
         out = model(x, y)
-        return out.loss, {"bits_per_sample": out.recon_loss.detach() / math.log(2), "perplexity": out.vq.perplexity,
+        rec = out.recon_loss.detach()
+        rec = {"stft_loss": rec} if raw(model).config.output == "waveform" else {"bits_per_sample": rec / math.log(2)}
+        return out.loss, {**rec, "perplexity": out.vq.perplexity,
                           "commitment": out.vq.commitment_loss}
 
     def evaluate(self, model, x, y, batch_size):
@@ -221,8 +264,8 @@ class DalleTask(Task):
         return {**{k: v / x.shape[0] for k, v in tot.items()}, "pairs": x.shape[0]}
 
 
-TASKS = {"dalle": DalleTask, "vqvae": TokenizerTask, "dvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask, "classifier": ClassifierTask,
-         "audio-vqvae": AudioTask}
+TASKS = {"dalle": DalleTask, "vqvae": TokenizerTask, "dvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask,
+         "classifier": ClassifierTask, "scene-reader": SceneReaderTask, "audio-vqvae": AudioTask}
 
 
 def task_for(arch: str) -> Task:

@@ -15,7 +15,12 @@ speaker: the encoder never sees the speaker id.
 The likelihood is a 256-way softmax over 8-bit mu-law classes (mu = 255, as in
 WaveNet, van den Oord et al. 2016); the loss is its cross-entropy in nats per
 sample plus the quantizer's loss (paper, eq. 3; EMA codebook by default,
-appendix A.1). Two decoders (:mod:`vqvae.nets.audio`): ``parallel``, a
+appendix A.1). ``output="waveform"`` (parallel decoder only) instead emits
+samples through a tanh, trained with the multi-resolution STFT loss of
+Parallel WaveGAN: from codes at 1/64 of the sample rate a non-autoregressive
+decoder cannot know the phase, so its per-sample mu-law distribution is broad
+and symmetric, its mean is silence, and it learns to ignore the codes; the
+phase-blind spectral loss avoids that. Two decoders (:mod:`vqvae.nets.audio`): ``parallel``, a
 transposed-conv mirror of the encoder that predicts every sample at once, and
 ``wavenet``, the paper's autoregressive WaveNet (teacher-forced in training,
 sampled sample by sample with cached queues at decode time).
@@ -34,12 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqvae import losses
 from vqvae.audio_data import mu_law_decode, mu_law_encode, mu_law_expand, mu_law_levels
 from vqvae.errors import ConfigError
 from vqvae.nets.audio import MU_LAW_CLASSES, AudioEncoder, ParallelDecoder, WaveNetDecoder
 from vqvae.quantizers import QUANTIZERS, QuantizerOutput, make_quantizer
 
 DECODERS = ("parallel", "wavenet")
+OUTPUTS = ("mulaw", "waveform")
 
 
 @dataclass
@@ -61,6 +68,7 @@ class AudioVQVAEConfig:
     kmeans_batches: int = 1  # batches of encoder outputs gathered for the k-means initialisation
     restart_after: int = 100  # restart codes unused for this many steps; 0 = never
     decoder: str = "parallel"  # "parallel" (one pass) or "wavenet" (the paper's, autoregressive)
+    output: str = "mulaw"  # "mulaw" (256-way softmax, the paper's) or "waveform" (parallel decoder: tanh samples, multi-resolution STFT loss)
     wavenet_channels: int = 64
     wavenet_layers: int = 10
     wavenet_cycle: int = 10  # dilations 1, 2, ..., 2^(cycle-1), repeated
@@ -83,6 +91,9 @@ class AudioVQVAEConfig:
             (self.restart_after >= 0, "model.restart_after must be >= 0"),
             (self.kmeans_batches >= 1, "model.kmeans_batches must be >= 1"),
             (self.decoder in DECODERS, f"model.decoder must be one of {list(DECODERS)}"),
+            (self.output in OUTPUTS, f"model.output must be one of {list(OUTPUTS)}"),
+            (self.output == "mulaw" or self.decoder == "parallel",
+             "model.output=waveform needs model.decoder=parallel: the WaveNet samples mu-law, so pass --model.output=mulaw with it"),
             (self.wavenet_channels >= 1, "model.wavenet_channels must be >= 1"),
             (self.wavenet_layers >= 1, "model.wavenet_layers must be >= 1"),
             (1 <= self.wavenet_cycle <= 16, "model.wavenet_cycle must be in 1..16"),
@@ -107,9 +118,11 @@ class AudioVQVAEConfig:
 class AudioVQVAEOutput:
     """Named outputs of :meth:`AudioVQVAE.forward`.
 
-    logits: ``(B, 256, T)`` mu-law logits (teacher-forced for the WaveNet decoder).
+    logits: ``(B, 256, T)`` mu-law logits (teacher-forced for the WaveNet decoder); with
+    ``output="waveform"`` the decoded samples ``(B, 1, T)`` in [-1, 1] instead.
     loss: total loss (reconstruction + quantizer).
-    recon_loss: mu-law cross-entropy, nats per sample (mean over batch and time).
+    recon_loss: mu-law cross-entropy, nats per sample (mean over batch and time); with
+    ``output="waveform"`` the multi-resolution STFT loss (:func:`vqvae.losses.multi_resolution_stft_loss`).
     vq: the quantizer's output (indices ``(B, T/f)``, losses, perplexity, usage).
     """
 
@@ -133,7 +146,8 @@ class AudioVQVAE(nn.Module):
         self.speaker = nn.Embedding(c.num_speakers, c.speaker_dim)
         self.encoder = AudioEncoder(1, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, c.embedding_dim)
         if c.decoder == "parallel":
-            self.decoder = ParallelDecoder(c.embedding_dim, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, c.speaker_dim)
+            self.decoder = ParallelDecoder(c.embedding_dim, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, c.speaker_dim,
+                                           classes=1 if c.output == "waveform" else MU_LAW_CLASSES)
         else:
             self.decoder = WaveNetDecoder(c.embedding_dim, c.wavenet_channels, c.wavenet_layers, c.wavenet_cycle, c.speaker_dim, c.downsampling)
         kw = dict(commitment_cost=c.commitment_cost, kmeans_init=c.kmeans_init, kmeans_batches=c.kmeans_batches, restart_after=c.restart_after)
@@ -164,8 +178,12 @@ class AudioVQVAE(nn.Module):
         """Training/evaluation pass: waveforms ``(B, 1, T)`` float in [-1, 1], speaker ids ``(B,)`` int64."""
         self._check_audio(x)
         g = self._speaker_vectors(speaker, x.shape[0])
-        target = mu_law_encode(x[:, 0])  # (B, T)
         vq = self.quantizer(self.encoder(x))
+        if self.config.output == "waveform":
+            wave = torch.tanh(self.decoder(vq.z_q, g).float())
+            rec = losses.multi_resolution_stft_loss(wave[:, 0], x[:, 0])
+            return AudioVQVAEOutput(logits=wave, loss=rec + vq.loss, recon_loss=rec, vq=vq)
+        target = mu_law_encode(x[:, 0])  # (B, T)
         if self.config.decoder == "parallel":
             logits = self.decoder(vq.z_q, g)
         else:
@@ -185,6 +203,7 @@ class AudioVQVAE(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Codes ``(B, t)`` + speaker ids ``(B,)`` -> waveforms ``(B, 1, t * f)`` float in [-1, 1].
 
+        ``output="waveform"``: the decoder's samples (one deterministic pass).
         parallel: the expectation of the companded value under
         ``softmax(logits / temperature)``, then mu-law expanded. This is the
         MSE-optimal point estimate in the mu-law domain, smoother than the
@@ -202,6 +221,8 @@ class AudioVQVAE(nn.Module):
         if self.config.decoder == "wavenet":
             return mu_law_decode(self.decoder.generate(z, g, temperature, generator))[:, None]
         logits = self.decoder(z, g).float()
+        if self.config.output == "waveform":
+            return torch.tanh(logits)
         if temperature == 0:
             return mu_law_decode(logits.argmax(1))[:, None]
         probs = (logits / temperature).softmax(1)

@@ -1,0 +1,110 @@
+"""DALL-E on the captioned scenes: prompt faithfulness (held-out and seen combinations), guidance, sampling speed.
+
+    python benchmarks/bench_dalle.py --run runs/dalle --reader runs/scene-reader [--prompts 100] [--per-prompt 4]
+        [--guidance 1 2 3 5] [--update-md BENCHMARKS.md]
+
+* Ceilings: the reader's accuracy on the real ``heldout`` and ``test`` scenes,
+  and on the tokenizer's reconstructions of them.
+* Faithfulness: ``per-prompt`` samples for each of the first ``prompts``
+  captions of each split, at each guidance scale (temperature 1, no top-k /
+  top-p); a sample counts when the reader finds the layout and both objects'
+  class, colour and size of its caption.
+* Sampling speed: images per second of ``generate`` (codes) for 16 captions,
+  with and without the KV cache, in one run on this machine.
+Writes ``bench_out/dalle/report.json`` and the grid ``docs/dalle/grid.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.mdsection import device_label, replace_section  # noqa: E402
+from vqvae import dalle_eval, plots, scenes  # noqa: E402
+from vqvae.commands_dalle import load_dalle  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", default="runs/dalle")
+    ap.add_argument("--reader", default="runs/scene-reader")
+    ap.add_argument("--prompts", type=int, default=100)
+    ap.add_argument("--per-prompt", type=int, default=4)
+    ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0])
+    ap.add_argument("--out", default="bench_out/dalle")
+    ap.add_argument("--grid", default="docs/dalle/grid.png")
+    ap.add_argument("--update-md")
+    args = ap.parse_args(argv)
+    cfg, model, text, tok = load_dalle(args.run)
+    reader = dalle_eval.load_reader(args.reader)
+    n_train = scenes.parse_name(cfg.data.name)
+    rep = {"run": args.run, "reader": args.reader, "device": device_label(), "date": time.strftime("%Y-%m-%d"),
+           "parameters": sum(p.numel() for p in model.parameters()), "data": cfg.data.name,
+           "train_steps": json.loads((Path(args.run) / "eval.json").read_text()).get("step"),
+           "test_image_nll": json.loads((Path(args.run) / "eval.json").read_text()).get("image_loss")}
+    rep["ceilings"] = {split: dalle_eval.ceilings(reader, tok, n_train, split) for split in ("heldout", "test")}
+    print(json.dumps(rep["ceilings"]), flush=True)
+    rep["faithfulness"] = {}
+    keep = {}
+    for split in ("heldout", "test"):
+        caps, attrs = dalle_eval.prompts(n_train, split, args.prompts)
+        for g in args.guidance:
+            t0 = time.perf_counter()
+            acc, images = dalle_eval.faithfulness(model, text, tok, reader, caps, attrs, args.per_prompt, guidance=g, seed=0, progress=True)
+            acc["seconds"] = time.perf_counter() - t0
+            rep["faithfulness"].setdefault(split, {})[str(g)] = acc
+            keep[(split, g)] = (caps, attrs, images)
+            print(split, g, json.dumps(acc), flush=True)
+    caps16 = dalle_eval.prompts(n_train, "heldout", 16)[0]
+    rep["speed_images_per_s"] = {"kv_cache": dalle_eval.sampling_speed(model, text, caps16, True),
+                                 "no_cache": dalle_eval.sampling_speed(model, text, caps16, False)}
+    rep["speed_images_per_s"]["ratio"] = rep["speed_images_per_s"]["kv_cache"] / rep["speed_images_per_s"]["no_cache"]
+    print(json.dumps(rep["speed_images_per_s"]), flush=True)
+    best = max(args.guidance, key=lambda g: rep["faithfulness"]["heldout"][str(g)]["all"])
+    rep["best_guidance"] = best
+    caps, attrs, images = keep[("heldout", best)]
+    k = min(8, len(caps))
+    per = args.per_prompt
+    pred = reader.read(images[: k * per])
+    ok = (pred == scenes.slot_labels(attrs[:k].repeat_interleave(per, 0))).all(1).view(k, per).tolist()
+    plots.save_prompt_grid([(caps[i], images[i * per : (i + 1) * per]) for i in range(k)], args.grid, marks=ok)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "report.json").write_text(json.dumps(rep, indent=2))
+    print(json.dumps(rep, indent=2))
+    if args.update_md:
+        replace_section(Path(args.update_md), "dalle", markdown(rep, args))
+    return 0
+
+
+def markdown(rep: dict, args) -> str:
+    c = rep["ceilings"]
+    lines = [f"### Prompt faithfulness on the captioned scenes ({rep['date']}, {rep['device']})", "",
+             f"`python benchmarks/bench_dalle.py --run {args.run} --reader {args.reader} --prompts {args.prompts} --per-prompt {args.per_prompt} "
+             f"--guidance {' '.join(f'{g:g}' for g in args.guidance)} --update-md BENCHMARKS.md`", "",
+             f"Transformer: {rep['parameters'] / 1e6:.2f} M parameters, {rep['train_steps']} steps on {rep['data']}; test image NLL "
+             f"{rep['test_image_nll']:.3f} nats/code. A sample is faithful when the scene reader finds its caption's layout and both objects' "
+             "class, colour and size. Held-out: every caption names a colour-class pair never seen in training.", "",
+             "| | held-out | seen (test) |", "|---|---|---|",
+             f"| reader on real scenes (ceiling) | {c['heldout']['real']['all']:.1%} | {c['test']['real']['all']:.1%} |",
+             f"| reader on tokenizer reconstructions (ceiling) | {c['heldout']['reconstructed']['all']:.1%} | {c['test']['reconstructed']['all']:.1%} |"]
+    f = rep["faithfulness"]
+    for g in f["heldout"]:
+        h, t = f["heldout"][g], f["test"][g]
+        lines.append(f"| samples, guidance {float(g):g} | **{h['all']:.1%}** (class {h['class']:.0%}, colour {h['colour']:.0%}, size {h['size']:.0%}, "
+                     f"position {h['position']:.0%}) | {t['all']:.1%} |")
+    s = rep["speed_images_per_s"]
+    lines += ["", f"Sampling speed (16 captions, codes only): {s['kv_cache']:.1f} images/s with the KV cache, {s['no_cache']:.1f} without: "
+              f"**{s['ratio']:.1f}×**. Grid of held-out prompts at guidance {rep['best_guidance']:g} (green: faithful): `docs/dalle/grid.png`."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""The scene reader and prompt faithfulness: label layout against a hand-written oracle, scoring, training, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vqvae import dalle_eval, scenes
+from vqvae.cli import main
+from vqvae.errors import DataError
+from vqvae.models import create_model
+from vqvae.models.scene_reader import SceneReaderConfig
+
+
+def test_slot_labels_put_each_object_in_its_slot():
+    # object 0: a big red (0) 3 in the bottom half (cell 1); object 1: a small blue (2) sneaker (17) on top (cell 0)
+    attrs = torch.tensor([[[3, 0, 1, 1], [17, 2, 0, 0]],
+                          # object 0: a small green (1) 0 on the left (cell 2); object 1: a big cyan (5) bag (18) on the right (3)
+                          [[0, 1, 0, 2], [18, 5, 1, 3]]])
+    assert scenes.slot_labels(attrs).tolist() == [[0, 17, 2, 0, 3, 0, 1], [1, 0, 1, 0, 18, 5, 1]]
+    assert [n for n, _ in scenes.HEADS] == ["layout", "class0", "colour0", "size0", "class1", "colour1", "size1"]
+
+
+def test_attribute_accuracy_counts_a_sample_only_when_every_attribute_is_right():
+    attrs = torch.tensor([[[3, 0, 1, 1], [17, 2, 0, 0]]]).repeat(4, 1, 1)
+    pred = scenes.slot_labels(attrs)
+    pred[1, 2] = 4  # a wrong colour
+    pred[2, 0] = 1  # a wrong layout
+    acc = scenes.attribute_accuracy(pred, attrs)
+    assert acc["all"] == 0.5 and acc["position"] == 0.75 and acc["colour"] == 7 / 8 and acc["class"] == 1.0 and acc["size"] == 1.0
+
+
+def test_reader_shapes_and_read():
+    reader = create_model("scene-reader", SceneReaderConfig(width=4, feature_dim=8))
+    x = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
+    logits = reader(x)
+    assert logits.shape == (3, sum(n for _, n in scenes.HEADS))
+    pred = reader.read(x)
+    assert pred.shape == (3, len(scenes.HEADS)) and all(int(pred[:, i].max()) < n for i, (_, n) in enumerate(scenes.HEADS))
+    with pytest.raises(ValueError, match="64, 64"):
+        reader(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+
+
+@pytest.fixture(scope="module")
+def reader_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("reader") / "r"
+    try:
+        code = main(["classifier", "train", "--data", "scenes:40", "--out", str(run), "--steps", "40", "--no-progress", "--model.width=4",
+                     "--model.feature_dim=32", "--model.dropout=0", "--train.batch_size=40", "--train.eval_images=8", "--train.warmup_steps=0"])
+    except DataError as e:
+        pytest.skip(f"scenes need MNIST and Fashion-MNIST: {e}")
+    assert code == 0
+    return run
+
+
+def test_reader_trains_through_the_classifier_command(reader_run, capsys):
+    cfg = json.loads((reader_run / "config.json").read_text())
+    assert cfg["arch"] == "scene-reader" and cfg["data"]["label"] == "attributes"
+    rows = [json.loads(line) for line in (reader_run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert losses[-1] < 0.7 * losses[0]  # it learns the 40 training scenes
+    assert main(["eval", str(reader_run), "--split", "heldout", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert set(m) >= {"accuracy", "acc_layout", "acc_class0", "acc_colour1"} and 0 <= m["accuracy"] <= 1
+
+
+def test_faithfulness_of_a_tiny_dalle(reader_run, tmp_path, capsys):
+    tok, run = tmp_path / "tok", tmp_path / "dalle"
+    assert main(["train", "--config", "tiny", "--data", "scenes:40", "--out", str(tok), "--steps", "2", "--no-progress",
+                 "--train.eval_images=8", "--model.codebook_size=16", "--model.num_downsamples=3"]) == 0
+    assert main(["dalle", "train", "--tokenizer", str(tok), "--out", str(run), "--steps", "2", "--no-progress", "--model.n_layer=1",
+                 "--model.n_embd=16", "--model.n_head=2", "--model.text_len=16", "--model.bpe_vocab=300", "--model.conv_radius=1",
+                 "--train.batch_size=8", "--train.eval_images=8"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--classifier", str(reader_run), "--split", "heldout", "-n", "8", "--guidance", "2", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["samples"] == 8 and m["prompts"] == 2 and 0 <= m["all"] <= min(m["class"], m["colour"], m["size"], m["position"]) + 1e-9
+    assert main(["eval", str(run), "--split", "heldout"]) == 2  # no reader
+    assert "scene reader" in capsys.readouterr().err
+    assert main(["eval", str(run), "--classifier", str(tok)]) == 2  # a tokenizer is not a reader
+    assert "not a scene reader" in capsys.readouterr().err
+
+
+def test_held_out_prompts_name_an_unseen_pair():
+    try:
+        caps, attrs = dalle_eval.prompts(40, "heldout", 3)
+    except DataError as e:
+        pytest.skip(f"scenes need MNIST and Fashion-MNIST: {e}")
+    held = scenes.held_out_pairs()
+    assert len(caps) == 3 and all(any((int(c), int(k)) in held for k, c, _, _ in a) for a in attrs)
+
+
+def test_scenes_pick_their_presets():
+    from vqvae.commands import classifier_preset
+    from vqvae.config import preset_for
+
+    assert preset_for("scenes") == preset_for("scenes:500") == "scenes"
+    assert classifier_preset("scenes:500") == "scene-reader" and classifier_preset("mnist") == "classifier"
+
+
+def test_prompt_grid_is_written(tmp_path):
+    from vqvae import plots
+
+    ims = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
+    plots.save_prompt_grid([("a red 3 above a blue 7", ims), ("a small green bag left of a big cyan 0", ims[:2])], tmp_path / "g.png",
+                           marks=[[True, False, True], [False, True]])
+    from PIL import Image
+
+    assert Image.open(tmp_path / "g.png").size[0] > 3 * 64
