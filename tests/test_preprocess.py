@@ -41,3 +41,24 @@ def test_stage2_stays_near_the_centre():
         y = transformer_crop(x, 64, torch.Generator().manual_seed(seed))
         # the crop's mean red value locates it: the centred square spans columns 100..199 (red ~ 85..170)
         assert 70 < float(y[0].float().mean()) < 185
+
+
+def test_trainer_applies_dalle_stage1_preprocessing(tmp_path):
+    """data.augment=dalle: every training batch is DALL-E's stage-1 crop of the in-memory images, to data.crop."""
+    from vqvae.config import build, load_config
+    from vqvae.data import ImageSet
+    from vqvae.errors import ConfigError
+    from vqvae.preprocess import dvae_train_crop
+    from vqvae.train import Trainer
+
+    x = torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8)
+    cfg = load_config("tiny", None, {"data": {"augment": "dalle", "crop": 16}, "train": {"batch_size": 4, "steps": 1}})
+    tr = Trainer(cfg, tmp_path / "run", ImageSet(x, None, None, "t"), ImageSet(x[:2], None, None, "t"), progress=False)
+    xb, _ = tr.batch(3)
+    assert xb.shape == (4, 3, 16, 16)
+    idx = tr.sampler.indices(3)
+    g = torch.Generator().manual_seed(cfg.train.seed * 7919 + 3)
+    want = torch.stack([dvae_train_crop(x[i], 16, g) for i in idx])
+    assert torch.equal(xb, want)
+    with pytest.raises(ConfigError, match="data.augment"):
+        build({**cfg.to_dict(), "data": {**cfg.to_dict()["data"], "crop": 0}})

@@ -1,6 +1,6 @@
 """CLI commands of DALL-E's stage 2: ``dalle train`` and ``generate`` (``vqvae.cli`` only parses).
 
-``dalle train --tokenizer RUN [--data scenes|scenes:N]`` trains a byte-level
+``dalle train --tokenizer RUN [--data scenes|scenes:N|coco]`` trains a byte-level
 BPE on the training captions (saved as ``text.json`` in the run), encodes the
 images with the tokenizer (a VQ-VAE or a dVAE), and trains the text+image
 transformer with the project's Trainer (progress, metrics, checkpoints,
@@ -26,14 +26,14 @@ from vqvae.train import pick_device
 TEXT_FILE = "text.json"
 
 
-def _captioned(name: str, split: str, root: str | None):
-    from vqvae import scenes
+def _captioned(name: str, split: str, root: str | None, tok_cfg):
+    """A captioned split at the tokenizer's input size (its training crop, else its image size, else 64)."""
+    from vqvae.captioned import captioned_split
 
-    n = scenes.parse_name(name)
-    if n is None:
-        raise VQVAEError(f"dalle train takes the captioned scenes (--data scenes or scenes:N), got {name!r}")
-    sc = scenes.scene_split(n, split, root)
-    return sc.images, sc.captions
+    images, captions = captioned_split(name, split, root, target=tok_cfg.data.crop or tok_cfg.data.image_size or 64)
+    if images.shape[1] != tok_cfg.model.in_channels:
+        raise VQVAEError(f"{name} has {images.shape[1]}-channel images but the tokenizer takes {tok_cfg.model.in_channels} channels")
+    return images, captions
 
 
 def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str | None, steps: int | None, minutes: float | None,
@@ -53,11 +53,11 @@ def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str |
         if (run_dir / checkpoint.STATE).exists():
             raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
         raw = read_yaml(config or "dalle")
-        images, captions = _captioned(name, "train", data_root)
+        images, captions = _captioned(name, "train", data_root, tok_cfg)
         m = {**raw.get("model", {}), **over.get("model", {})}
         text = TextTokenizer.train(captions, vocab_size=int(m.get("bpe_vocab", 1024)), text_len=int(m.get("text_len", 32)))
         h, w = tok_cfg.model.code_shape(*images.shape[-2:])[-2:]
-        fixed = {"arch": "dalle", "data": {**asdict(tok_cfg.data), "name": name, "crop": 0, "hflip": False},
+        fixed = {"arch": "dalle", "data": {**asdict(tok_cfg.data), "name": name, "crop": 0, "hflip": False, "augment": "crop"},
                  "model": {"text_vocab": text.total_size, "image_vocab": tok_cfg.model.codebook_size, "height": h, "width": w},
                  "tokenizer": {"path": str(tok_dir), "fingerprint": fp}}
         cfg = build(merge(merge(raw, over), fixed))
@@ -65,7 +65,7 @@ def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str |
         text.save(run_dir / TEXT_FILE)
     sets = []
     for split in ("train", "test"):
-        images, captions = _captioned(name, split, data_root)
+        images, captions = _captioned(name, split, data_root, tok_cfg)
         z = torch.from_numpy(codes.encode_data(tok_cfg, tok, images))
         ids = torch.stack([text.encode(c, warn=False) for c in captions])
         sets.append(CodeSet(z, ids, None, f"{name} {split}"))
@@ -124,6 +124,8 @@ def evaluate_dalle(run: str, reader_run: str, split: str, n: int, guidance: floa
     cfg, model, text, tok = load_dalle(run)
     reader = dalle_eval.load_reader(reader_run)
     n_train = scenes.parse_name(cfg.data.name)
+    if n_train is None:
+        raise VQVAEError(f"prompt faithfulness is read from the captioned scenes; {run} was trained on {cfg.data.name}")
     captions, attrs = dalle_eval.prompts(n_train, split, n // per_prompt, data_root or cfg.data.root)
     acc, _ = dalle_eval.faithfulness(model, text, tok, reader, captions, attrs, per_prompt, guidance=guidance, seed=seed, **sampling)
     m = {"run": str(run), "reader": str(reader_run), "split": split, "guidance": guidance, **acc}

@@ -33,6 +33,8 @@ class DataConfig:
     download: bool = False  # fetch the official files when missing (needs internet)
     hflip: bool = False  # random horizontal flips in training
     crop: int = 0  # train on random crops: windows of this many samples (audio) or crop x crop patches (images); 0: off
+    augment: str = "crop"  # images: "crop" (random crops of data.crop, flips with data.hflip) or "dalle" (DALL-E's stage-1
+    #                        preprocessing to data.crop: random square crop, area resize to 9/8..12/8, random crop, flip)
     # audio (fsdd, folders of .wav):
     sample_rate: int = 8000  # clips are resampled to this rate
     clip_length: int = 8192  # samples per clip (centre-cropped or zero-padded)
@@ -46,6 +48,8 @@ class DataConfig:
             raise ConfigError("data.sample_rate must be in 1000..192000 and data.clip_length >= 64")
         if self.crop < 0:
             raise ConfigError(f"data.crop must be >= 0 (0: no random crops), got {self.crop}")
+        if self.augment not in ("crop", "dalle") or (self.augment == "dalle" and self.crop < 1):
+            raise ConfigError(f"data.augment must be 'crop' or 'dalle' (which needs data.crop, the target side), got {self.augment!r}")
         if self.label not in ("speaker", "digit", "attributes"):
             raise ConfigError(f"data.label must be 'speaker', 'digit' or 'attributes' (scenes), got {self.label!r}")
 

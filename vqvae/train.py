@@ -163,11 +163,16 @@ class Trainer:
         idx = idx.to(self.device)
         x = self.train_x[idx]
         g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + step)  # augmentation: a function of (seed, step)
-        if self.cfg.data.hflip and self.task.images:
-            flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(self.device)
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        if self.cfg.data.crop:
-            x = random_crop(x, self.cfg.data.crop, g)
+        if self.cfg.data.augment == "dalle" and self.task.images:  # DALL-E stage 1 (vqvae.preprocess), flips included
+            from vqvae.preprocess import dvae_train_crop
+
+            x = torch.stack([dvae_train_crop(xi, self.cfg.data.crop, g) for xi in x.cpu()]).to(self.device)
+        else:
+            if self.cfg.data.hflip and self.task.images:
+                flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(self.device)
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            if self.cfg.data.crop:
+                x = random_crop(x, self.cfg.data.crop, g)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, None if self.train_y is None else self.train_y[idx]
