@@ -10,8 +10,10 @@ a weight ramped up to its target; the likelihood is the logit-Laplace
 It is a :class:`~vqvae.models.vqvae.VQVAE` with another bottleneck and
 likelihood, so it honours the same contract (``encode``/``decode``/
 ``reconstruct``, run directories, ``eval``, the priors): every later stage
-accepts either tokenizer. This first version uses the VQ-VAE's conv nets;
-DALL-E's deeper residual nets are not built yet.
+accepts either tokenizer. ``net="dalle"`` builds DALL-E's deep residual
+encoder and decoder (:mod:`vqvae.nets.dvae`, width ``hidden``,
+``n_blk_per_group`` blocks per group); ``net="vqvae"`` (the default) the
+VQ-VAE paper's conv nets, which train faster on a CPU.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class DVAEConfig(VQVAEConfig):
     tau_steps: int = 150_000  # DALL-E anneals over the first 150k updates
     kl_weight: float = 6.6  # DALL-E's final beta (both terms summed over the image; see vqvae.gumbel)
     kl_steps: int = 5_000  # DALL-E ramps beta over the first 5000 updates
+    net: str = "vqvae"  # "vqvae" (the paper's conv nets) or "dalle" (DALL-E's residual nets, vqvae.nets.dvae)
+    n_blk_per_group: int = 2  # net=dalle: blocks per group (DALL-E: 2, width hidden = 256)
 
     def validate(self) -> None:
         if self.num_codebooks != 1:
@@ -48,6 +52,8 @@ class DVAEConfig(VQVAEConfig):
             (0 < self.tau_end <= self.tau_start, "model.tau_end must be in (0, model.tau_start]"),
             (self.tau_steps >= 0 and self.kl_steps >= 0, "model.tau_steps and model.kl_steps must be >= 0"),
             (self.kl_weight >= 0, "model.kl_weight must be >= 0"),
+            (self.net in ("vqvae", "dalle"), f"model.net must be 'vqvae' or 'dalle', got {self.net!r}"),
+            (self.n_blk_per_group >= 1, "model.n_blk_per_group must be >= 1"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -60,6 +66,15 @@ class DVAE(VQVAE):
 
     def _encoder_channels(self) -> int:
         return self.config.codebook_size  # logits over the K codes
+
+    def _make_nets(self, enc_out: int, zdim: int, bins: int) -> tuple[nn.Module, nn.Module]:
+        c = self.config
+        if c.net == "vqvae":
+            return super()._make_nets(enc_out, zdim, bins)
+        from vqvae.nets.dvae import DalleDecoder, DalleEncoder
+
+        return (DalleEncoder(c.in_channels, c.hidden, c.n_blk_per_group, c.num_downsamples, enc_out),
+                DalleDecoder(c.in_channels, c.hidden, c.n_blk_per_group, c.num_downsamples, zdim, bins))
 
     def _make_quantizer(self) -> nn.Module:
         c = self.config

@@ -113,9 +113,14 @@ class VQVAE(nn.Module):
         c = config
         bins = losses.OUT_BINS[c.likelihood]
         zdim = c.embedding_dim * (c.num_codebooks if c.codebook_layout == "grouped" else 1)
-        self.encoder = ImageEncoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, self._encoder_channels())
-        self.decoder = ImageDecoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, zdim, bins)
+        self.encoder, self.decoder = self._make_nets(self._encoder_channels(), zdim, bins)
         self.quantizer = self._make_quantizer()
+
+    def _make_nets(self, enc_out: int, zdim: int, bins: int) -> tuple[nn.Module, nn.Module]:
+        """The encoder (to ``enc_out`` channels) and decoder (from ``zdim``, to ``C * bins``): the paper's conv nets."""
+        c = self.config
+        return (ImageEncoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, enc_out),
+                ImageDecoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, zdim, bins))
 
     def _encoder_channels(self) -> int:
         """What the encoder emits: ``D`` (``G * D`` for grouped codebooks) vectors to quantize."""
