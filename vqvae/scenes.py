@@ -125,13 +125,12 @@ def _place(canvas: np.ndarray, glyph: np.ndarray, colour: tuple, size: int, cell
 
 
 def make_scenes(n: int, split: str = "train", seed: int = 0, root: str | None = None) -> SceneSet:
-    """``n`` scenes of ``split`` (``train``, ``test`` or ``heldout``; ``any``: training glyphs with every colour-class
-    pair, for the scene reader, which must read held-out pairs too), reproducible for a seed."""
-    if split not in ("train", "test", "heldout", "any"):
-        raise ValueError(f"split must be train, test, heldout or any, got {split!r}")
+    """``n`` scenes of ``split`` (``train``, ``test`` or ``heldout``), reproducible for a seed."""
+    if split not in ("train", "test", "heldout"):
+        raise ValueError(f"split must be train, test or heldout, got {split!r}")
     held = held_out_pairs()
     glyphs = _glyphs(split, root)
-    rng = np.random.default_rng(seed + {"train": 0, "test": 10**6, "heldout": 2 * 10**6, "any": 3 * 10**6}[split])
+    rng = np.random.default_rng(seed + {"train": 0, "test": 10**6, "heldout": 2 * 10**6}[split])
     images = np.zeros((n, 3, CANVAS, CANVAS), np.float32)
     attrs = np.zeros((n, 2, 4), np.int64)
     caps = []
@@ -140,7 +139,7 @@ def make_scenes(n: int, split: str = "train", seed: int = 0, root: str | None = 
         while True:
             obj = np.stack([rng.integers(0, len(CLASS_NAMES), 2), rng.integers(0, len(COLOURS), 2), rng.integers(0, 2, 2)], 1)
             unseen = [(int(c), int(k)) in held for k, c, _ in obj]
-            if split == "any" or (split == "heldout") == any(unseen):
+            if (split == "heldout") == any(unseen):
                 break
         rel = rel_names[rng.integers(0, len(rel_names))]
         cells = RELATIONS[rel]

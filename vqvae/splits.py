@@ -28,7 +28,7 @@ def load_split(cfg, split: str, data_root: str | None = None) -> TensorSet:
         n = scenes.parse_name(d.name)
         if n is None:
             raise DataError(f"data.label=attributes is for the captioned scenes (scenes, scenes:N), not {d.name!r}")
-        sc = scenes.scene_split(n, "any" if split == "train" else split, root)  # the reader trains on every colour-class pair
+        sc = scenes.scene_split(n, split, root)
         return ImageSet(sc.images.clone(), scenes.slot_labels(sc.attrs), [name for name, _ in scenes.HEADS], d.name)
     if not is_audio(cfg):
         return load_images(d.name, split, root=root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)

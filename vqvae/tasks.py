@@ -169,9 +169,7 @@ class ClassifierTask(Task):
 
 class SceneReaderTask(Task):
     """The scene reader: uint8 scenes + reader labels ``(B, 7)`` -> the sum of the seven heads' cross-entropies;
-    evaluated as ``accuracy`` (every attribute of a scene right) and one accuracy per head. Training scenes draw every
-    colour-class pair (the reader is the measuring instrument, so it must not learn the generator's held-out gaps) and
-    half of them are blurred (:meth:`degrade`)."""
+    evaluated as ``accuracy`` (every attribute of a scene right) and one accuracy per head."""
 
     bar = ("loss", "acc")
     curves = (("loss", "loss", "loss"), ("acc", "accuracy", "all attributes right"))
@@ -187,22 +185,8 @@ class SceneReaderTask(Task):
         loss = sum(F.cross_entropy(h, y[:, i]) for i, h in enumerate(heads))
         return loss, torch.stack([h.argmax(1) for h in heads], 1) == y
 
-    @staticmethod
-    def degrade(x: torch.Tensor) -> torch.Tensor:
-        """Half the batch blurred (area-downsampled to 24, 32 or 48 pixels and bilinearly upsampled back), so the reader
-        reads the soft edges of decoded and generated scenes as well as the crisp rendered ones."""
-        n = x.shape[0]
-        pick = torch.randint(0, 6, (n,))
-        out = x.float()
-        for code, side in ((0, 24), (1, 32), (2, 48)):
-            sel = (pick == code).nonzero().flatten().to(x.device)
-            if len(sel):
-                small = F.interpolate(out[sel], size=(side, side), mode="area")
-                out[sel] = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return out.round().clamp(0, 255).to(torch.uint8)
-
     def step(self, model, x, y, detail):
-        loss, ok = self._heads(model, self.degrade(x), y)
+        loss, ok = self._heads(model, x, y)
         return loss, {"acc": ok.all(1).float().mean()}
 
     @torch.no_grad()
