@@ -14,7 +14,7 @@ def test_every_preset_builds():
         elif name == "dalle":  # text and image sizes come from the tokenizers
             cfg = load_config(name, None, {"model": {"text_vocab": 1100, "height": 8, "width": 8}})
             cfg.validate()
-            assert cfg.arch == "dalle" and cfg.model.seq_len == 32 + 64
+            assert cfg.arch == "dalle" and cfg.model.seq_len == 16 + 64
         else:
             cfg = load_config(name, None)
             assert cfg.arch == (read_yaml(name).get("arch") or "vqvae")
