@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     k = min(8, len(caps))
     per = args.per_prompt
     pred = reader.read(images[: k * per])
-    ok = (pred == scenes.slot_labels(attrs[:k].repeat_interleave(per, 0))).all(1).view(k, per).tolist()
+    ok = scenes.faithful(pred, attrs[:k].repeat_interleave(per, 0)).view(k, per).tolist()
     plots.save_prompt_grid([(caps[i], images[i * per : (i + 1) * per]) for i in range(k)], args.grid, marks=ok)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "report.json").write_text(json.dumps(rep, indent=2))

@@ -72,6 +72,11 @@ def slot_labels(attrs: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def faithful(pred: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
+    """Per scene, whether predicted reader labels ``(N, 7)`` get every attribute of ``attrs (N, 2, 4)`` right ``(N,)`` bool."""
+    return (pred == slot_labels(attrs)).all(1)
+
+
 def attribute_accuracy(pred: torch.Tensor, attrs: torch.Tensor) -> dict[str, float]:
     """How well predicted reader labels ``(N, 7)`` match the scenes' attributes ``(N, 2, 4)``.
 
@@ -79,9 +84,8 @@ def attribute_accuracy(pred: torch.Tensor, attrs: torch.Tensor) -> dict[str, flo
     layout, and each object's class, colour and size in its place); then one accuracy per attribute kind, with
     ``position`` the layout, and class / colour / size counted over both objects.
     """
-    truth = slot_labels(attrs)
-    ok = pred == truth
-    return {"all": float(ok.all(1).float().mean()), "position": float(ok[:, 0].float().mean()),
+    ok = pred == slot_labels(attrs)
+    return {"all": float(faithful(pred, attrs).float().mean()), "position": float(ok[:, 0].float().mean()),
             **{name: float(ok[:, [1 + f, 4 + f]].float().mean()) for f, name in enumerate(("class", "colour", "size"))}}
 
 

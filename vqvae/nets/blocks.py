@@ -45,3 +45,12 @@ class ResidualStack(nn.Sequential):
 
     def __init__(self, channels: int, hidden: int, n: int, dims: int = 2):
         super().__init__(*[ResidualBlock(channels, hidden, dims) for _ in range(n)], nn.ReLU())
+
+
+def split_bins(y: torch.Tensor, out_channels: int, out_bins: int) -> torch.Tensor:
+    """A decoder's last layer ``(B, C * bins, H, W)`` -> ``(B, C, bins, H, W)`` when ``bins > 1`` (per-sub-pixel logits
+    or likelihood parameters), unchanged otherwise."""
+    if out_bins > 1:
+        b, _, h, w = y.shape
+        y = y.view(b, out_channels, out_bins, h, w)
+    return y

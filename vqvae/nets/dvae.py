@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vqvae.nets.blocks import split_bins
+
 
 def _conv(n_in: int, n_out: int, k: int) -> nn.Conv2d:
     return nn.Conv2d(n_in, n_out, k, padding=(k - 1) // 2)
@@ -83,8 +85,4 @@ class DalleDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, D, h, w)`` -> ``(B, C, H, W)``, or ``(B, C, bins, H, W)``."""
-        y = self.net(z)
-        if self.out_bins > 1:
-            b, _, h, w = y.shape
-            y = y.view(b, self.out_channels, self.out_bins, h, w)
-        return y
+        return split_bins(self.net(z), self.out_channels, self.out_bins)

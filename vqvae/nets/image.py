@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vqvae.nets.blocks import ResidualStack, strided_stack
+from vqvae.nets.blocks import ResidualStack, split_bins, strided_stack
 
 
 
@@ -48,8 +48,4 @@ class ImageDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, D, h, w)`` -> ``(B, C, H, W)``, or logits ``(B, C, bins, H, W)``."""
-        y = self.net(z)
-        if self.out_bins > 1:
-            b, _, h, w = y.shape
-            y = y.view(b, self.out_channels, self.out_bins, h, w)
-        return y
+        return split_bins(self.net(z), self.out_channels, self.out_bins)
