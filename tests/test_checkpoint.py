@@ -108,3 +108,13 @@ def test_loading_never_unpickles(run, monkeypatch):
     monkeypatch.setattr(torch, "load", refuse)
     _, model = checkpoint.load_run(run[0])
     checkpoint.load_train_state(run[0], model, torch.optim.Adam(model.parameters()))
+
+
+def test_remove_stale_temps_after_a_killed_write(run):
+    run_dir = run[0]
+    torn = run_dir / f".{checkpoint.STATE}.abc123.tmp"
+    torn.write_bytes(b"half a checkpoint")  # what SIGKILL mid-atomic_write leaves
+    keep = run_dir / "notes.tmp"  # not one of ours: no leading dot
+    keep.write_text("x")
+    assert checkpoint.remove_stale_temps(run_dir) == [torn]
+    assert not torn.exists() and keep.exists() and (run_dir / checkpoint.STATE).exists()

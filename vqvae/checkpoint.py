@@ -52,6 +52,19 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_stale_temps(run_dir: str | Path) -> list[Path]:
+    """Delete temp files a killed writer left behind (``atomic_write`` never got to rename them).
+
+    A SIGKILL between ``mkstemp`` and ``os.replace`` leaves ``.NAME.XXXX.tmp``
+    beside the last good file; it holds a torn write and is never read, so a
+    resumed run removes it. Call it only from the one process that writes.
+    """
+    stale = [p for p in Path(run_dir).glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def save_config(run_dir: Path, cfg: config_mod.RunConfig) -> None:
     atomic_write(Path(run_dir) / CONFIG, json.dumps({"format": FORMAT, **cfg.to_dict()}, indent=2).encode())
 

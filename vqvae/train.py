@@ -100,6 +100,7 @@ class Trainer:
                 self.scaler.load_state_dict(extra["grad_scaler"])
             if dist.is_main():
                 self._truncate_metrics(self.step)
+                checkpoint.remove_stale_temps(self.run_dir)
         elif resume:
             tqdm.write(f"no training state in {self.run_dir}; starting from step 0")
         if dist.is_main():
