@@ -243,7 +243,7 @@ def test_bad_inputs():
     ("num_speakers", -1), ("speaker_dim", 0), ("hidden", 0), ("num_res_blocks", -1), ("num_downsamples", 0),
     ("codebook_size", 1), ("embedding_dim", 0), ("commitment_cost", -0.1), ("quantizer", "kmeans"),
     ("decay", 1.0), ("restart_after", -1), ("decoder", "lstm"), ("wavenet_layers", 0), ("wavenet_cycle", 0),
-    ("wavenet_channels", 0), ("sample_rate", 0), ("output", "wav"),
+    ("wavenet_channels", 0), ("sample_rate", 0), ("output", "wav"), ("encoder_input", "mfcc"),
 ])
 def test_bad_config(key, value):
     cfg = tiny(**{key: value})

@@ -88,3 +88,34 @@ def test_stft_loss_on_clips_shorter_than_its_windows():
     x = torch.randn(2, 256) * 0.3
     assert multi_resolution_stft_loss(x, x).item() == pytest.approx(0.0, abs=1e-6)  # only the 128 window fits
     assert multi_resolution_stft_loss(torch.zeros(1, 20), torch.randn(1, 20)).item() > 0  # none fits: one that does
+
+
+def _quiet_speech(b: int = 4, t: int = 4096, seed: int = 0) -> torch.Tensor:
+    """Noise under a slow random envelope at FSDD's level (std about 0.04)."""
+    g = torch.Generator().manual_seed(seed)
+    env = torch.nn.functional.interpolate(torch.rand(b, 1, t // 256, generator=g), size=t, mode="linear")
+    return 0.1 * env * torch.randn(b, 1, t, generator=g)
+
+
+def test_encoder_at_init_sees_quiet_speech_so_the_codebook_cannot_collapse():
+    # Regression: with PyTorch's default init the six strided convs shrank a
+    # std-0.04 input to 1 % of the biases, every position got the same z_e and
+    # the trained FSDD codebook had perplexity 1.
+    torch.manual_seed(0)
+    m = AudioVQVAE(AudioVQVAEConfig(num_speakers=2, hidden=32, res_hidden=16))
+    z = m._encode(_quiet_speech())
+    spread = z.std(dim=(0, 2)).mean() / z.mean(dim=(0, 2)).abs().mean()
+    assert spread > 0.3, f"z_e barely varies across positions (spread {spread:.4f})"
+
+
+def test_encoder_input_is_mu_law_companded_or_linear():
+    from vqvae.audio_data import mu_law_compress
+
+    torch.manual_seed(0)
+    x = _quiet_speech(2, 512)
+    mu = AudioVQVAE(AudioVQVAEConfig(num_speakers=1, hidden=8, res_hidden=4, num_downsamples=3, codebook_size=8, embedding_dim=4))
+    lin = AudioVQVAE(AudioVQVAEConfig(num_speakers=1, hidden=8, res_hidden=4, num_downsamples=3, codebook_size=8, embedding_dim=4, encoder_input="linear"))
+    lin.load_state_dict(mu.state_dict())
+    assert torch.allclose(mu._encode(x), lin.encoder(mu_law_compress(x)))
+    assert torch.allclose(lin._encode(x), mu.encoder(x))
+    assert torch.equal(mu.encode(x), mu.quantizer.quantize(mu.encoder(mu_law_compress(x))))

@@ -40,13 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqvae import losses
-from vqvae.audio_data import mu_law_decode, mu_law_encode, mu_law_expand, mu_law_levels
+from vqvae.audio_data import mu_law_compress, mu_law_decode, mu_law_encode, mu_law_expand, mu_law_levels
 from vqvae.errors import ConfigError
 from vqvae.nets.audio import MU_LAW_CLASSES, AudioEncoder, ParallelDecoder, WaveNetDecoder
 from vqvae.quantizers import QUANTIZERS, QuantizerOutput, make_quantizer
 
 DECODERS = ("parallel", "wavenet")
 OUTPUTS = ("mulaw", "waveform")
+ENCODER_INPUTS = ("mulaw", "linear")
 
 
 @dataclass
@@ -68,6 +69,7 @@ class AudioVQVAEConfig:
     kmeans_batches: int = 1  # batches of encoder outputs gathered for the k-means initialisation
     restart_after: int = 100  # restart codes unused for this many steps; 0 = never
     decoder: str = "parallel"  # "parallel" (one pass) or "wavenet" (the paper's, autoregressive)
+    encoder_input: str = "mulaw"  # "mulaw": the encoder sees mu-law companded samples (quiet speech spans [-1, 1]); "linear": raw samples
     output: str = "mulaw"  # "mulaw" (256-way softmax, the paper's) or "waveform" (parallel decoder: tanh samples, multi-resolution STFT loss)
     wavenet_channels: int = 64
     wavenet_layers: int = 10
@@ -91,6 +93,7 @@ class AudioVQVAEConfig:
             (self.restart_after >= 0, "model.restart_after must be >= 0"),
             (self.kmeans_batches >= 1, "model.kmeans_batches must be >= 1"),
             (self.decoder in DECODERS, f"model.decoder must be one of {list(DECODERS)}"),
+            (self.encoder_input in ENCODER_INPUTS, f"model.encoder_input must be one of {list(ENCODER_INPUTS)}"),
             (self.output in OUTPUTS, f"model.output must be one of {list(OUTPUTS)}"),
             (self.output == "mulaw" or self.decoder == "parallel",
              "model.output=waveform needs model.decoder=parallel: the WaveNet samples mu-law, so pass --model.output=mulaw with it"),
@@ -173,12 +176,17 @@ class AudioVQVAE(nn.Module):
             raise ValueError(f"speaker ids must lie in [0, {n}), got [{int(speaker.min())}, {int(speaker.max())}]")
         return self.speaker(speaker.long())
 
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``z_e (B, D, T/f)``. Speech is mostly quiet (FSDD: std 0.04), so by default the
+        encoder sees mu-law companded samples, which spread every speaker's level over [-1, 1]."""
+        return self.encoder(mu_law_compress(x) if self.config.encoder_input == "mulaw" else x)
+
     # -- training -------------------------------------------------------------
     def forward(self, x: torch.Tensor, speaker: torch.Tensor) -> AudioVQVAEOutput:
         """Training/evaluation pass: waveforms ``(B, 1, T)`` float in [-1, 1], speaker ids ``(B,)`` int64."""
         self._check_audio(x)
         g = self._speaker_vectors(speaker, x.shape[0])
-        vq = self.quantizer(self.encoder(x))
+        vq = self.quantizer(self._encode(x))
         if self.config.output == "waveform":
             wave = torch.tanh(self.decoder(vq.z_q, g).float())
             rec = losses.multi_resolution_stft_loss(wave[:, 0], x[:, 0])
@@ -196,7 +204,7 @@ class AudioVQVAE(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Waveforms ``(B, 1, T)`` -> codes ``(B, T/f)`` int64. No speaker: the content code is speaker-independent."""
         self._check_audio(x)
-        return self.quantizer.quantize(self.encoder(x))
+        return self.quantizer.quantize(self._encode(x))
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, speaker: torch.Tensor, temperature: float = 1.0,

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqvae.nets.blocks import ResidualStack, strided_stack
+from vqvae.nets.blocks import ResidualStack, kaiming_relu_, strided_stack
 
 MU_LAW_CLASSES = 256
 
@@ -53,6 +53,7 @@ class AudioEncoder(nn.Module):
             ResidualStack(hidden, res_hidden, num_res_blocks, dims=1),
             nn.Conv1d(hidden, embedding_dim, 1),
         )
+        kaiming_relu_(self.net)  # seven layers deep: the default init would drown the signal in the biases
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -99,6 +100,8 @@ class ParallelDecoder(nn.Module):
         self.ups = nn.ModuleList(nn.ConvTranspose1d(hidden, hidden, 4, stride=2, padding=1) for _ in range(num_downsamples))
         self.speaker = _SpeakerBias(speaker_dim, hidden, num_downsamples + 1)
         self.out = nn.Conv1d(hidden, classes, 1)
+        for m in (self.inp, self.res, self.ups):
+            kaiming_relu_(m)  # the output layer keeps the default (small) init
 
     def forward(self, z: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         bias = self.speaker(g, z.shape[0])
