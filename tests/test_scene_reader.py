@@ -109,3 +109,27 @@ def test_prompt_grid_is_written(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "g.png").size[0] > 3 * 64
+
+
+def test_reader_trains_on_every_pair_plus_a_tokenizers_reconstructions(tmp_path):
+    from vqvae import checkpoint, config, inference
+    from vqvae.errors import ConfigError
+    from vqvae.splits import load_split
+
+    tok = tmp_path / "tok"
+    try:
+        assert main(["train", "--config", "tiny", "--data", "scenes:40", "--out", str(tok), "--steps", "2", "--no-progress",
+                     "--train.eval_images=8", "--model.codebook_size=16", "--model.num_downsamples=3"]) == 0
+    except DataError as e:
+        pytest.skip(f"scenes need MNIST and Fashion-MNIST: {e}")
+    plain = load_split(config.load_config("scene-reader", "scenes:40"), "train")
+    both = load_split(config.load_config("scene-reader", "scenes:40", [f"--data.reconstructions_from={tok}"]), "train")
+    real = scenes.scene_split(40, "reader")
+    assert torch.equal(plain.images, real.images) and torch.equal(plain.labels, scenes.slot_labels(real.attrs))
+    assert torch.equal(both.images[:40], real.images) and torch.equal(both.labels, torch.cat([plain.labels, plain.labels]))
+    _, model = checkpoint.load_run(tok)
+    assert torch.equal(both.images[40:], inference.reconstruct(model, real.images))
+    test = load_split(config.load_config("scene-reader", "scenes:40", [f"--data.reconstructions_from={tok}"]), "test")
+    assert len(test.images) == 10  # evaluation stays on the real test scenes
+    with pytest.raises(ConfigError, match="reconstructions_from"):
+        config.load_config(None, "mnist", [f"--data.reconstructions_from={tok}"])

@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from vqvae import scenes as scenes_mod
+from vqvae.errors import DataError
 from vqvae.scenes import CLASS_NAMES, COLOURS, RELATIONS, SIZES, caption, held_out_pairs, make_scenes
 
 
 @pytest.fixture(scope="module")
 def scenes():
     try:
-        return {s: make_scenes(40, s, seed=3) for s in ("train", "test", "heldout")}
-    except Exception as e:  # noqa: BLE001
+        return {s: make_scenes(40, s, seed=3) for s in ("train", "test", "heldout", "reader")}
+    except DataError as e:
         pytest.skip(f"MNIST / Fashion-MNIST not available: {e}")
 
 
@@ -56,3 +58,17 @@ def test_held_out_pairs_never_in_train_always_in_heldout(scenes):
     assert all(not (p & held) for p in pairs(scenes["test"]))
     assert all(p & held for p in pairs(scenes["heldout"]))
     assert set(SIZES) == {0, 1}
+
+
+def test_reader_split_draws_every_pair_from_the_training_glyphs(scenes, monkeypatch):
+    held = held_out_pairs()
+    pairs = [{(int(c), int(k)) for k, c, _, _ in a} for a in scenes["reader"].attrs.numpy()]
+    assert any(p & held for p in pairs) and any(not (p & held) for p in pairs)  # held-out and seen pairs alike
+    seen = []
+    real = scenes_mod.load_images
+    monkeypatch.setattr(scenes_mod, "load_images", lambda name, split, **kw: seen.append(split) or real(name, split, **kw))
+    make_scenes(10, "reader", seed=3)
+    make_scenes(10, "test", seed=3)
+    assert seen == ["train", "train", "test", "test"]  # MNIST and Fashion-MNIST each: the reader never sees test glyphs
+    with pytest.raises(ValueError, match="reader"):
+        make_scenes(10, "valid")

@@ -39,6 +39,7 @@ RELATIONS = {"above": (0, 1), "below": (1, 0), "left of": (2, 3), "right of": (3
 SIZES = {0: 18, 1: 28}  # glyph side in pixels: small, big
 CANVAS = 64
 HELD_OUT_FRACTION = 0.2
+SPLITS = ("train", "test", "heldout", "reader")  # the seed offsets follow this order
 
 
 DEFAULT_TRAIN = 20_000  # scenes in the train split of the dataset "scenes" ("scenes:N" for N); test and heldout get N / 10
@@ -107,7 +108,7 @@ def _glyphs(split: str, root: str | None) -> tuple[list[np.ndarray], list[np.nda
     """Per class, the 28 x 28 grey glyphs of MNIST digits then Fashion-MNIST items."""
     out = []
     for name in ("mnist", "fashion-mnist"):
-        ds = load_images(name, "train" if split == "train" else "test", root=root)
+        ds = load_images(name, "train" if split in ("train", "reader") else "test", root=root)
         x, y = ds.images[:, 0].numpy(), ds.labels.numpy()
         out += [x[y == k] for k in range(10)]
     return out
@@ -129,12 +130,18 @@ def _place(canvas: np.ndarray, glyph: np.ndarray, colour: tuple, size: int, cell
 
 
 def make_scenes(n: int, split: str = "train", seed: int = 0, root: str | None = None) -> SceneSet:
-    """``n`` scenes of ``split`` (``train``, ``test`` or ``heldout``), reproducible for a seed."""
-    if split not in ("train", "test", "heldout"):
-        raise ValueError(f"split must be train, test or heldout, got {split!r}")
+    """``n`` scenes of ``split``, reproducible for a seed.
+
+    ``train``, ``test``, ``heldout`` as in the module docstring; ``reader``: the training glyphs with every
+    colour-class pair, held-out ones included, for the scene reader. The reader is the instrument that scores
+    the generator on held-out pairs, so it must not share the generator's gaps: trained on seen pairs only, it
+    learns that (say) a cyan object is never a 3 and misreads exactly the scenes it is meant to score.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     held = held_out_pairs()
     glyphs = _glyphs(split, root)
-    rng = np.random.default_rng(seed + {"train": 0, "test": 10**6, "heldout": 2 * 10**6}[split])
+    rng = np.random.default_rng(seed + 10**6 * SPLITS.index(split))
     images = np.zeros((n, 3, CANVAS, CANVAS), np.float32)
     attrs = np.zeros((n, 2, 4), np.int64)
     caps = []
@@ -143,7 +150,7 @@ def make_scenes(n: int, split: str = "train", seed: int = 0, root: str | None = 
         while True:
             obj = np.stack([rng.integers(0, len(CLASS_NAMES), 2), rng.integers(0, len(COLOURS), 2), rng.integers(0, 2, 2)], 1)
             unseen = [(int(c), int(k)) in held for k, c, _ in obj]
-            if (split == "heldout") == any(unseen):
+            if split == "reader" or (split == "heldout") == any(unseen):
                 break
         rel = rel_names[rng.integers(0, len(rel_names))]
         cells = RELATIONS[rel]
@@ -176,9 +183,9 @@ _CACHE: dict = {}
 
 
 def scene_split(n_train: int, split: str, root: str | None = None) -> SceneSet:
-    """The ``split`` (train, test, heldout) of the scenes dataset with ``n_train`` training scenes (cached per process)."""
+    """The ``split`` (train, test, heldout, reader) of the scenes dataset with ``n_train`` training scenes (cached per process)."""
     key = (n_train, split, root)
     if key not in _CACHE:
-        n = n_train if split == "train" else max(10, n_train // 10)
+        n = n_train if split in ("train", "reader") else max(10, n_train // 10)
         _CACHE[key] = make_scenes(n, split, seed=0, root=root)
     return _CACHE[key]

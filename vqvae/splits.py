@@ -9,9 +9,22 @@ scenes with ``data.label=attributes`` carry the scene reader's labels
 
 from __future__ import annotations
 
+import torch
+
 from vqvae.data import ImageSet, TensorSet, load_images
 from vqvae.errors import DataError
 from vqvae.models import AUDIO_ARCHS
+
+
+def _reconstructed(run: str, images: torch.Tensor) -> torch.Tensor:
+    """``images`` passed through the tokenizer in ``run`` (encode, decode), for the scene reader."""
+    from vqvae import checkpoint, inference
+
+    _, tok = checkpoint.load_run(run)
+    if getattr(tok.config, "in_channels", images.shape[1]) != images.shape[1]:
+        raise DataError(f"data.reconstructions_from={run} is a tokenizer for {tok.config.in_channels}-channel images; the scenes are RGB")
+    codes = inference.encode(tok, images, desc="encoding the reader's scenes")
+    return inference.decode(tok, codes, desc="decoding them")[..., : images.shape[-2], : images.shape[-1]]
 
 
 def is_audio(cfg) -> bool:
@@ -28,8 +41,12 @@ def load_split(cfg, split: str, data_root: str | None = None) -> TensorSet:
         n = scenes.parse_name(d.name)
         if n is None:
             raise DataError(f"data.label=attributes is for the captioned scenes (scenes, scenes:N), not {d.name!r}")
-        sc = scenes.scene_split(n, split, root)
-        return ImageSet(sc.images.clone(), scenes.slot_labels(sc.attrs), [name for name, _ in scenes.HEADS], d.name)
+        sc = scenes.scene_split(n, "reader" if split == "train" else split, root)  # the reader trains on every colour-class pair
+        images, labels = sc.images.clone(), scenes.slot_labels(sc.attrs)
+        if split == "train" and d.reconstructions_from:
+            images = torch.cat([images, _reconstructed(d.reconstructions_from, images)])
+            labels = torch.cat([labels, labels])
+        return ImageSet(images, labels, [name for name, _ in scenes.HEADS], d.name)
     if not is_audio(cfg):
         return load_images(d.name, split, root=root, image_size=d.image_size or None, channels=d.channels or None, download=d.download)
     from vqvae.audio_data import load_audio
