@@ -3,6 +3,9 @@
     python benchmarks/bench_dalle.py --run runs/dalle --reader runs/scene-reader [--prompts 100] [--per-prompt 4]
         [--guidance 1 2 3 5] [--update-md BENCHMARKS.md]
 
+The reader reads the tokenizer's decoded scenes, so it is trained on them beside the rendered ones:
+``vqvae classifier train --data scenes --data.reconstructions_from=runs/scenes-tok --out runs/scene-reader``.
+
 * Ceilings: the reader's accuracy on the real ``heldout`` and ``test`` scenes,
   and on the tokenizer's reconstructions of them.
 * Faithfulness: ``per-prompt`` samples for each of the first ``prompts``
@@ -28,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae import dalle_eval, plots, scenes  # noqa: E402
+from vqvae import checkpoint, dalle_eval, plots, scenes  # noqa: E402
 from vqvae.commands_dalle import load_dalle  # noqa: E402
 
 
@@ -50,6 +53,8 @@ def main(argv=None) -> int:
            "parameters": sum(p.numel() for p in model.parameters()), "data": cfg.data.name,
            "train_steps": json.loads((Path(args.run) / "eval.json").read_text()).get("step"),
            "test_image_nll": json.loads((Path(args.run) / "eval.json").read_text()).get("image_loss")}
+    rcfg = checkpoint.load_config(args.reader)
+    rep["reader_steps"], rep["reader_reconstructions_from"] = rcfg.train.steps, rcfg.data.reconstructions_from
     rep["ceilings"] = {split: dalle_eval.ceilings(reader, tok, n_train, split) for split in ("heldout", "test")}
     print(json.dumps(rep["ceilings"]), flush=True)
     rep["faithfulness"] = {}
@@ -84,6 +89,19 @@ def main(argv=None) -> int:
     return 0
 
 
+def _cell(a: dict, bold: bool = False) -> str:
+    head = f"**{a['all']:.1%}**" if bold else f"{a['all']:.1%}"
+    return f"{head} (class {a['class']:.0%}, colour {a['colour']:.0%}, size {a['size']:.0%}, position {a['position']:.0%})"
+
+
+def reader_text(rep: dict) -> str:
+    src = rep.get("reader_reconstructions_from")
+    how = (f"the rendered scenes of every colour-class pair (training glyphs) and the tokenizer {src}'s reconstructions of them, "
+           "so it reads decoded scenes" if src else "the crisp rendered scenes only")
+    return (f"The reader (`vqvae classifier train --data scenes`, {rep.get('reader_steps')} steps) trains on {how}; "
+            "its ceilings below bound any figure read through it.")
+
+
 def markdown(rep: dict, args) -> str:
     c = rep["ceilings"]
     lines = [f"### Prompt faithfulness on the captioned scenes ({rep['date']}, {rep['device']})", "",
@@ -92,16 +110,14 @@ def markdown(rep: dict, args) -> str:
              f"Transformer: {rep['parameters'] / 1e6:.2f} M parameters, {rep['train_steps']} steps on {rep['data']}; test image NLL "
              f"{rep['test_image_nll']:.3f} nats/code. A sample is faithful when the scene reader finds its caption's layout and both objects' "
              "class, colour and size. Held-out: every caption names a colour-class pair the transformer and the tokenizer never saw in "
-             "training. The reader (`vqvae classifier train --data scenes`) trains on the crisp rendered train scenes (seen pairs only); "
-             "its ceilings below bound any figure read through it.", "",
+             "training. " + reader_text(rep), "",
              "| | held-out | seen (test) |", "|---|---|---|",
-             f"| reader on real scenes (ceiling) | {c['heldout']['real']['all']:.1%} | {c['test']['real']['all']:.1%} |",
-             f"| reader on tokenizer reconstructions (ceiling) | {c['heldout']['reconstructed']['all']:.1%} | {c['test']['reconstructed']['all']:.1%} |"]
+             f"| reader on real scenes (ceiling) | {_cell(c['heldout']['real'])} | {c['test']['real']['all']:.1%} |",
+             f"| reader on tokenizer reconstructions (ceiling) | {_cell(c['heldout']['reconstructed'])} | {c['test']['reconstructed']['all']:.1%} |"]
     f = rep["faithfulness"]
     for g in f["heldout"]:
         h, t = f["heldout"][g], f["test"][g]
-        lines.append(f"| samples, guidance {float(g):g} | **{h['all']:.1%}** (class {h['class']:.0%}, colour {h['colour']:.0%}, size {h['size']:.0%}, "
-                     f"position {h['position']:.0%}) | {t['all']:.1%} |")
+        lines.append(f"| samples, guidance {float(g):g} | {_cell(h, bold=True)} | {t['all']:.1%} |")
     s = rep["speed_images_per_s"]
     lines += ["", f"Sampling speed (16 captions, codes only): {s['kv_cache']:.1f} images/s with the KV cache, {s['no_cache']:.1f} without: "
               f"**{s['ratio']:.1f}×**. Grid of held-out prompts at guidance {rep['best_guidance']:g} (green: faithful): `docs/dalle/grid.png`."]
