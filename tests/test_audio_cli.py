@@ -100,7 +100,8 @@ def test_encode_and_eval_with_classifiers(runs, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", str(vq), "--data-root", str(root), "--json", "--speaker-classifier", str(spk), "--digit-classifier", str(dig)]) == 0
     m = json.loads(capsys.readouterr().out)
-    for k in ("converted_speaker_accuracy", "converted_digit_accuracy", "speaker_classifier_accuracy_real", "digit_classifier_accuracy_real"):
+    for k in ("converted_speaker_accuracy", "converted_digit_accuracy", "speaker_classifier_accuracy_real", "digit_classifier_accuracy_real",
+              "speaker_classifier_accuracy_reconstructed", "digit_classifier_accuracy_reconstructed"):
         assert 0 <= m[k] <= 1, k
     assert m["conversions"] == 20
     assert main(["eval", str(vq), "--data-root", str(root), "--speaker-classifier", str(vq)]) == 2
@@ -125,3 +126,24 @@ def test_audio_prior_samples_wavs(runs, tmp_path, capsys):
     m = json.loads(capsys.readouterr().out)
     assert m["bits_per_second_uniform_prior"] == pytest.approx(4 * SR / 8) and m["bits_per_second"] > 0
     assert main(["sample", str(prior), "--speaker", "carol", "-o", str(tmp_path / "x.wav")]) == 2
+
+
+def test_classifier_trains_on_reconstructions_too(runs):
+    import torch
+
+    from vqvae import audio_inference, checkpoint, config
+    from vqvae.errors import DataError
+    from vqvae.splits import load_split
+
+    root, vq, spk, _ = runs
+    over = ["--data.clip_length=512", "--data.label=digit"]
+    plain = load_split(config.load_config("classifier-audio", "fsdd", over), "train", str(root))
+    both = load_split(config.load_config("classifier-audio", "fsdd", [*over, f"--data.reconstructions_from={vq}"]), "train", str(root))
+    n = len(plain)
+    assert len(both) == 2 * n and torch.equal(both.images[:n], plain.images)
+    assert torch.equal(both.labels, torch.cat([plain.labels, plain.labels])) and torch.equal(both.digits[n:], plain.digits)
+    _, model = checkpoint.load_run(vq)
+    speakers = load_split(config.load_config("classifier-audio", "fsdd", over[:1]), "train", str(root)).labels  # alice, bob
+    assert torch.allclose(both.images[n:], audio_inference.convert(model, plain.images, speakers))
+    with pytest.raises(DataError, match="audio VQ-VAE"):
+        load_split(config.load_config("classifier-audio", "fsdd", [*over, f"--data.reconstructions_from={spk}"]), "train", str(root))

@@ -132,4 +132,4 @@ def test_reader_trains_on_every_pair_plus_a_tokenizers_reconstructions(tmp_path)
     test = load_split(config.load_config("scene-reader", "scenes:40", [f"--data.reconstructions_from={tok}"]), "test")
     assert len(test.images) == 10  # evaluation stays on the real test scenes
     with pytest.raises(ConfigError, match="reconstructions_from"):
-        config.load_config(None, "mnist", [f"--data.reconstructions_from={tok}"])
+        config.load_config(None, "mnist", [f"--data.reconstructions_from={tok}"])  # a VQ-VAE run, not a classifier

@@ -100,6 +100,7 @@ def conversion_scores(model, test, speaker_clf: str | None, digit_clf: str | Non
     k = len(cfg.speakers)
     targets = (test.labels + 1 + torch.arange(len(test)) % max(1, k - 1)) % k
     conv = audio_inference.convert(model, test.images, targets)
+    rec = audio_inference.convert(model, test.images, test.labels)  # the ceiling: decoded with the true speaker
     out = {"conversions": len(test)}
     for kind, run, labels in (("speaker", speaker_clf, targets), ("digit", digit_clf, test.digits)):
         if not run:
@@ -111,6 +112,7 @@ def conversion_scores(model, test, speaker_clf: str | None, digit_clf: str | Non
             raise VQVAEError(f"the test set has no {kind} labels")
         truth = test.labels if kind == "speaker" else test.digits
         out[f"{kind}_classifier_accuracy_real"] = label_accuracy(clf, test.images, truth)
+        out[f"{kind}_classifier_accuracy_reconstructed"] = label_accuracy(clf, rec, truth)
         out[f"converted_{kind}_accuracy"] = label_accuracy(clf, conv, labels)
     out["snr_db_vs_source"] = metrics.snr_db(test.images, conv).mean().item()
     return out
@@ -133,6 +135,7 @@ def evaluate(run: str, data_root: str | None, split: str, speaker_clf: str | Non
         for kind in ("speaker", "digit"):
             if f"converted_{kind}_accuracy" in res:
                 msg += (f"; converted clips: {kind} accuracy {100 * res[f'converted_{kind}_accuracy']:.1f}% "
-                        f"(real: {100 * res[f'{kind}_classifier_accuracy_real']:.1f}%)")
+                        f"(real: {100 * res[f'{kind}_classifier_accuracy_real']:.1f}%, "
+                        f"reconstructed: {100 * res[f'{kind}_classifier_accuracy_reconstructed']:.1f}%)")
         print(msg)
     return res

@@ -40,8 +40,8 @@ class DataConfig:
     clip_length: int = 8192  # samples per clip (centre-cropped or zero-padded)
     trim: bool = True  # trim leading/trailing silence
     label: str = "speaker"  # what labels are: "speaker" or "digit" (FSDD); "attributes" for the scenes (the scene reader's)
-    reconstructions_from: str = ""  # scene reader: a tokenizer run; train on its reconstructions of the scenes too, so the
-    #                                 reader reads decoded (and generated) scenes, not only crisp renderings
+    reconstructions_from: str = ""  # classifiers (scene reader, audio): a tokenizer run; train on its reconstructions of the
+    #                                 training split too, so the classifier reads decoded (generated, converted) data
 
     def validate(self) -> None:
         if self.image_size < 0 or self.channels not in (0, 1, 3):
@@ -54,8 +54,6 @@ class DataConfig:
             raise ConfigError(f"data.augment must be 'crop' or 'dalle' (which needs data.crop, the target side), got {self.augment!r}")
         if self.label not in ("speaker", "digit", "attributes"):
             raise ConfigError(f"data.label must be 'speaker', 'digit' or 'attributes' (scenes), got {self.label!r}")
-        if self.reconstructions_from and self.label != "attributes":
-            raise ConfigError("data.reconstructions_from is for the scene reader (data.label=attributes)")
 
 
 @dataclass
@@ -129,6 +127,8 @@ class RunConfig:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        if self.data.reconstructions_from and self.arch not in ("classifier", "scene-reader"):
+            raise ConfigError(f"data.reconstructions_from is for classifiers (the scene reader, audio classifiers), not arch {self.arch}")
 
 
 def _convert(value, tp, key: str):

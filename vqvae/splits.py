@@ -27,6 +27,27 @@ def _reconstructed(run: str, images: torch.Tensor) -> torch.Tensor:
     return inference.decode(tok, codes, desc="decoding them")[..., : images.shape[-2], : images.shape[-1]]
 
 
+def _with_audio_reconstructions(run: str, ds):
+    """``ds`` followed by the audio VQ-VAE in ``run``'s reconstructions of it (each clip decoded with its own speaker),
+    for a classifier that must read decoded and converted speech, not only recordings."""
+    from dataclasses import replace
+
+    from vqvae import audio_inference, checkpoint
+
+    cfg, model = checkpoint.load_run(run)
+    if cfg.arch != "audio-vqvae":
+        raise DataError(f"data.reconstructions_from={run} is a {cfg.arch} run; an audio classifier needs an audio VQ-VAE run")
+    known = {name: i for i, name in enumerate(model.config.speakers)}
+    missing = sorted(set(ds.speakers) - set(known))
+    if missing:
+        raise DataError(f"data.reconstructions_from={run} does not know the speakers {missing}; it knows {sorted(known)}")
+    speakers = torch.tensor([known[ds.speakers[i]] for i in ds.labels.tolist()], dtype=torch.int64)
+    rec = audio_inference.convert(model, ds.images, speakers)
+    twice = lambda t: None if t is None else torch.cat([t, t])  # noqa: E731
+    return replace(ds, images=torch.cat([ds.images, rec]), labels=twice(ds.labels), digits=twice(ds.digits),
+                   lengths=twice(ds.lengths), files=ds.files + [f"{f} (reconstructed)" for f in ds.files])
+
+
 def is_audio(cfg) -> bool:
     return cfg.arch in AUDIO_ARCHS or (cfg.arch == "classifier" and getattr(cfg.model, "input", "image") == "logmel")
 
@@ -52,6 +73,8 @@ def load_split(cfg, split: str, data_root: str | None = None) -> TensorSet:
     from vqvae.audio_data import load_audio
 
     ds = load_audio(d.name, split, root=root, sample_rate=d.sample_rate, length=d.clip_length, trim=d.trim)
+    if split == "train" and d.reconstructions_from:
+        ds = _with_audio_reconstructions(d.reconstructions_from, ds)
     if d.label == "digit":
         if ds.digits is None:
             raise DataError(f"data.label=digit needs spoken-digit labels, and {ds.name} has none (FSDD has)")
