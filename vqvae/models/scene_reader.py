@@ -10,9 +10,12 @@ Unlike the sample classifier (:mod:`vqvae.models.classifier`) it keeps the
 spatial layout: three conv stages take 64 x 64 down to an 8 x 8 map that is
 flattened (no global pooling, which would forget where objects are) into a
 feature vector and the heads' logits, concatenated ``(B, sum(head sizes))``.
-Trained on the ``train`` split of the scenes (seen colour-class pairs only,
-MNIST / Fashion-MNIST training glyphs); its accuracy on real ``test`` and
-``heldout`` scenes is the ceiling for any faithfulness figure read through it.
+Trained on the ``reader`` split of the scenes (every colour-class pair,
+MNIST / Fashion-MNIST training glyphs: an instrument must not share the
+generator's held-out gaps) and, with ``data.reconstructions_from``, on a
+tokenizer's reconstructions of them, so it reads decoded scenes; its accuracy
+on real ``test`` and ``heldout`` scenes and on their reconstructions is the
+ceiling for any faithfulness figure read through it.
 """
 
 from __future__ import annotations
