@@ -25,6 +25,11 @@ transposed-conv mirror of the encoder that predicts every sample at once, and
 ``wavenet``, the paper's autoregressive WaveNet (teacher-forced in training,
 sampled sample by sample with cached queues at decode time).
 
+The encoder sees mu-law companded samples (``encoder_input="mulaw"``) and
+its convs start from He init (:func:`vqvae.nets.blocks.kaiming_relu_`):
+with raw quiet speech and PyTorch's default init, every position's ``z_e``
+came out the same and the codebook collapsed to one code.
+
 At ``sample_rate`` Hz the code costs ``sample_rate / 2^n * log2 K`` bits per
 second (:attr:`AudioVQVAEConfig.bits_per_second`; the paper's 16 kHz, 64x,
 K = 512 setting gives 2.25 kbit/s).
