@@ -134,7 +134,7 @@ def decode(model, codes: np.ndarray | torch.Tensor, batch_size: int = 256, desc:
 
 
 @torch.no_grad()
-def reconstruct(model, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """uint8 images of any size -> same-size uint8 reconstructions (pad, code, decode, crop)."""
+def reconstruct(model, images: torch.Tensor, batch_size: int = 64, desc: str | None = None) -> torch.Tensor:
+    """uint8 images of any size -> same-size uint8 reconstructions (pad, code, decode, crop); ``desc``: progress bars."""
     h, w = images.shape[-2:]
-    return decode(model, encode(model, images, batch_size), batch_size)[..., :h, :w]
+    return decode(model, encode(model, images, batch_size, desc and f"{desc}: encoding"), batch_size, desc and f"{desc}: decoding")[..., :h, :w]

@@ -23,8 +23,7 @@ def _reconstructed(run: str, images: torch.Tensor) -> torch.Tensor:
     _, tok = checkpoint.load_run(run)
     if getattr(tok.config, "in_channels", images.shape[1]) != images.shape[1]:
         raise DataError(f"data.reconstructions_from={run} is a tokenizer for {tok.config.in_channels}-channel images; the scenes are RGB")
-    codes = inference.encode(tok, images, desc="encoding the reader's scenes")
-    return inference.decode(tok, codes, desc="decoding them")[..., : images.shape[-2], : images.shape[-1]]
+    return inference.reconstruct(tok, images, batch_size=256, desc="reconstructing the reader's scenes")
 
 
 def _with_audio_reconstructions(run: str, ds):

@@ -94,13 +94,14 @@ class Trainer:
         # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and dist.is_main():
+            checkpoint.remove_stale_temps(self.run_dir)  # torn writes of a killed run, even one killed before its first state
         if resume and (self.run_dir / checkpoint.STATE).is_file():
             self.step, extra = checkpoint.load_train_state(self.run_dir, self.model, self.optimizer)
             if extra.get("grad_scaler"):
                 self.scaler.load_state_dict(extra["grad_scaler"])
             if dist.is_main():
                 self._truncate_metrics(self.step)
-                checkpoint.remove_stale_temps(self.run_dir)
         elif resume:
             tqdm.write(f"no training state in {self.run_dir}; starting from step 0")
         if dist.is_main():
