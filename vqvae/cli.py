@@ -135,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     cx.add_argument("-o", "--out", help="output folder (default: the package's vqvae/codec/models/NAME)")
     cx.add_argument("--default-quality", type=int)
     cx.add_argument("--card", help="a MODEL_CARD.md to include")
+    cx.add_argument("--tokenizer", help="a tokenizer run with the prior's codes to use instead of the prior's own "
+                    "(its decoder fine-tuned with --train.freeze=encoder,quantizer)")
 
     m = sub.add_parser("demo", help="train a tokenizer and a prior on Fashion-MNIST for a few minutes; write pictures and metrics")
     m.add_argument("--out", default="runs/demo")
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             from vqvae import commands_codec
 
             if args.command == "codec-export":
-                commands_codec.export(args.prior, args.name, args.out, args.default_quality, args.card)
+                commands_codec.export(args.prior, args.name, args.out, args.default_quality, args.card, args.tokenizer)
             elif args.command == "compress":
                 commands_codec.compress(args.images, args.out, args.quality, args.model)
             else:

@@ -109,14 +109,19 @@ def resolve_tokenizer(prior_dir: Path, path: str) -> Path:
     raise CheckpointError(f"the tokenizer of prior {prior_dir} is not at {path}; restore it there (the prior is useless without it)")
 
 
-def load_prior(run: str | Path, device: str | torch.device = "cpu"):
-    """``(prior_cfg, prior, tok_cfg, tokenizer)`` with the tokenizer checked against the stored fingerprint."""
+def load_prior(run: str | Path, device: str | torch.device = "cpu", tokenizer: str | Path | None = None):
+    """``(prior_cfg, prior, tok_cfg, tokenizer)`` with the tokenizer checked against the stored fingerprint.
+
+    ``tokenizer``: another tokenizer run to pair with the prior instead of the stored one. Its
+    fingerprint (model config and codebooks) must match, so its codes are the prior's: for example
+    a run whose decoder was fine-tuned with ``--train.freeze=encoder,quantizer``."""
     run = Path(run)
     cfg, prior = checkpoint.load_run(run, device=device)
     if cfg.arch in TOKENIZERS or not cfg.tokenizer.path:
         raise VQVAEError(f"{run} is a {cfg.arch} run, not a prior (train one with: vqvae prior train --tokenizer RUN)")
-    tok_cfg, tok, fp = load_tokenizer(resolve_tokenizer(run, cfg.tokenizer.path), device=device)
+    where = Path(tokenizer) if tokenizer else resolve_tokenizer(run, cfg.tokenizer.path)
+    tok_cfg, tok, fp = load_tokenizer(where, device=device)
     if fp != cfg.tokenizer.fingerprint:
-        raise CheckpointError(f"the tokenizer at {cfg.tokenizer.path} (fingerprint {fp}) is not the one prior {run} was trained on "
+        raise CheckpointError(f"the tokenizer at {where} (fingerprint {fp}) is not the one prior {run} was trained on "
                               f"(fingerprint {cfg.tokenizer.fingerprint}): it was retrained or replaced")
     return cfg, prior, tok_cfg, tok

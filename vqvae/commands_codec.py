@@ -49,9 +49,11 @@ def decompress(files: list[str], out: str, model: str | None) -> None:
         print(f"{src} -> {dst}: {header.width}x{header.height}, {'grey' if header.channels == 1 else 'RGB'}, quality {header.quality}")
 
 
-def export(prior_run: str, name: str, out: str | None, default_quality: int | None, card: str | None) -> Path:
+def export(prior_run: str, name: str, out: str | None, default_quality: int | None, card: str | None,
+           tokenizer: str | None = None) -> Path:
     """Package a prior run and its tokenizer as a codec model directory (what ships in ``vqvae/codec/models``):
-    ``tokenizer/`` and ``prior/`` (config + weights only, no training state), ``codec.json`` and ``MODEL_CARD.md``."""
+    ``tokenizer/`` and ``prior/`` (config + weights only, no training state), ``codec.json`` and ``MODEL_CARD.md``.
+    ``tokenizer`` replaces the prior's own tokenizer run by one with the same codes (a fine-tuned decoder)."""
     import json
     import shutil
 
@@ -59,11 +61,11 @@ def export(prior_run: str, name: str, out: str | None, default_quality: int | No
     from vqvae.codes import resolve_tokenizer
 
     src = Path(prior_run)
-    codec = Codec.from_run(src, name)  # validates the pair and computes the fingerprint
+    codec = Codec.from_run(src, name, tokenizer)  # validates the pair and computes the fingerprint
     dst = Path(out) if out else MODEL_DIR / name
     q = default_quality if default_quality is not None else max(1, (codec.levels + 1) // 2)
     codec._check_quality(q)
-    tok_src = resolve_tokenizer(src.resolve(), codec.prior_cfg.tokenizer.path)
+    tok_src = Path(tokenizer) if tokenizer else resolve_tokenizer(src.resolve(), codec.prior_cfg.tokenizer.path)
     for sub, from_dir in (("tokenizer", tok_src), ("prior", src)):
         (dst / sub).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(from_dir / checkpoint.MODEL, dst / sub / checkpoint.MODEL)

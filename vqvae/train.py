@@ -81,11 +81,16 @@ class Trainer:
         self.task = task_for(cfg.arch)
         self.task.prepare(cfg, train_set)
         torch.manual_seed(t.seed)
-        self.model = create_model(cfg.arch, cfg.model).to(self.device)
+        self.model = create_model(cfg.arch, cfg.model)
+        if t.init_from:
+            init_weights_from(self.model, cfg, t.init_from)
+        self.frozen = freeze(self.model, t.freeze, cfg.arch)
+        self.model = self.model.to(self.device)
         self._speed_up(t)
         fused = self.device.type == "cuda"
         opt_cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
-        self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = opt_cls(trainable, lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
         self.train_x, self.train_y = _on(train_set.images, self.device), _on(train_set.labels, self.device)
         self.test_x, self.test_y = _on(test_set.images, self.device), _on(test_set.labels, self.device)
         self.sampler = BatchSampler(len(train_set), t.batch_size, t.seed)
@@ -215,6 +220,8 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None = None, detail: bool = True) -> dict:
         """One optimizer step on batch ``(x, y)``; ``detail`` adds the costlier logs (PSNR)."""
         self.model.train()
+        for m in self.frozen:  # fixed parts keep their inference behaviour (no EMA, k-means, restarts, dropout)
+            m.eval()
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr_at(self.step)
         with self._autocast():
@@ -274,6 +281,45 @@ class Trainer:
             self._writer.close()
         return final
 
+
+def init_weights_from(model: torch.nn.Module, cfg: RunConfig, run: str | Path) -> None:
+    """Start ``model`` from the weights (and buffers: codebooks, EMA statistics) of run ``run``,
+    which must have the same arch and model config: fine-tuning, e.g. a codec's decoder on fixed codes."""
+    from dataclasses import asdict
+
+    src_cfg = checkpoint.load_config(run)
+    if src_cfg.arch != cfg.arch or asdict(src_cfg.model) != asdict(cfg.model):
+        diff = [k for k, v in asdict(cfg.model).items() if asdict(src_cfg.model).get(k) != v] if src_cfg.arch == cfg.arch else ["arch"]
+        raise VQVAEError(f"train.init_from={run}: that run's arch or model config differs from this one ({', '.join(diff)}); "
+                         "fine-tuning needs the same model (pass the same --config and --model overrides)")
+    _, src = checkpoint.load_run(run)
+    checkpoint.load_weights(model, src.state_dict(), Path(run) / checkpoint.MODEL)
+
+
+def freeze(model: torch.nn.Module, spec: str, arch: str) -> list[torch.nn.Module]:
+    """Freeze the named top-level parts of ``model`` (``spec``: "encoder,quantizer"); returns the
+    modules the training loop must keep in eval mode.
+
+    A frozen part gets no gradients, and those of its modules that own state (parameters or
+    buffers: codebooks with their EMA statistics, k-means flag and usage counters) or are dropout
+    run in eval mode, so nothing in it changes. Stateless wrappers keep their training behaviour:
+    a frozen residual quantizer still applies quantizer dropout, so a decoder fine-tuned on its
+    fixed codes keeps decoding every stage prefix (every quality level of the codec).
+    """
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    parts = dict(model.named_children())
+    fixed: list[torch.nn.Module] = []
+    for n in names:
+        if n not in parts:
+            raise VQVAEError(f"train.freeze: the {arch} model has no part {n!r}; its parts are {', '.join(parts)}")
+        parts[n].requires_grad_(False)
+        for m in parts[n].modules():
+            own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
+            if own or isinstance(m, torch.nn.modules.dropout._DropoutNd):
+                fixed.append(m)
+    if names and not any(p.requires_grad for p in model.parameters()):
+        raise VQVAEError(f"train.freeze={spec}: nothing is left to train")
+    return fixed
 
 
 def random_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:

@@ -108,17 +108,20 @@ class Codec:
         self.tokenizer = tokenizer.cpu().eval()
         self.prior = entropy.prepare(prior)
         self.f, self.tile, self.stages = m.downsampling, p.height, m.num_codebooks
+        # Every weight of both nets: a decoder fine-tuned on the same codes is another model (other pixels).
         h = hashlib.sha256(codes.fingerprint(tok_cfg, tokenizer).encode())
         h.update(json.dumps(asdict(p), sort_keys=True).encode())
-        for k, v in sorted(prior.state_dict().items()):
-            h.update(k.encode())
-            h.update(v.detach().cpu().float().contiguous().numpy().tobytes())
+        for net in (tokenizer, prior):
+            for k, v in sorted(net.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().float().contiguous().numpy().tobytes())
         self.fingerprint = h.digest()[:8]
 
     @classmethod
-    def from_run(cls, prior_run: str | Path, name: str | None = None) -> "Codec":
-        """A codec from a prior's run directory (its tokenizer found through the prior's config)."""
-        prior_cfg, prior, tok_cfg, tok = codes.load_prior(prior_run)
+    def from_run(cls, prior_run: str | Path, name: str | None = None, tokenizer: str | Path | None = None) -> "Codec":
+        """A codec from a prior's run directory; its tokenizer is found through the prior's config,
+        or is ``tokenizer``, a run with the same codes (e.g. its decoder fine-tuned on them)."""
+        prior_cfg, prior, tok_cfg, tok = codes.load_prior(prior_run, tokenizer=tokenizer)
         return cls(name or Path(prior_run).resolve().name, tok_cfg, tok, prior_cfg, prior)
 
     @classmethod
