@@ -90,7 +90,7 @@ def train(data: str | None, config: str | None, out: str | None, steps: int | No
         run_dir = Path(out or f"runs/{Path(cfg.data.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
         if (run_dir / checkpoint.STATE).exists():
             raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
-    train_set, test_set = load_split(cfg, "train"), load_split(cfg, "test")
+    train_set, test_set = load_split(cfg, "train", progress=progress), load_split(cfg, "test", progress=progress)
     trainer = Trainer(cfg, run_dir, train_set, test_set, resume=resume, progress=progress)
     main_rank = dist.is_main()
     if main_rank:
