@@ -55,7 +55,7 @@ def _load(key: str) -> Codec:
         return Codec.from_run(path)
     if (MODEL_DIR / key / "MODEL_CARD.md").is_file():
         raise CodecError(f"codec model {key!r} is not built: its weights are not in the repository. Train it with the commands in "
-                         f"{MODEL_DIR / key / 'MODEL_CARD.md'} (about 80 minutes on 2 CPU cores), then: vqvae codec-export PRIOR_RUN --name {key}")
+                         f"{MODEL_DIR / key / 'MODEL_CARD.md'} (about 3 hours on 2 CPU cores), then: vqvae codec-export PRIOR_RUN --name {key}")
     installed = ", ".join(available_models()) or "none installed"
     raise CodecError(f"unknown codec model {key!r}: not an installed model ({installed}) and not a prior run directory")
 
