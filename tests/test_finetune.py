@@ -61,6 +61,20 @@ def test_frozen_encoder_and_codebooks_stay_bit_identical_while_the_decoder_train
     assert held == {id(p) for p in tr.model.decoder.parameters()}
 
 
+def test_resuming_a_fine_tune_needs_no_source_run(base, tmp_path):
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(base, src)
+    cfg = _cfg(steps=2, init_from=str(src), freeze="encoder,quantizer")
+    _fit(cfg, tmp_path / "r")
+    shutil.rmtree(src)  # the source is gone: resuming reads the run's own state
+    tr = Trainer(_cfg(steps=3, init_from=str(src), freeze="encoder,quantizer"), tmp_path / "r", image_set(64),
+                 image_set(16, seed=1), resume=True, progress=False)
+    assert tr.step == 2
+    tr.fit()
+
+
 def test_a_frozen_residual_quantizer_still_drops_stages(base, tmp_path):
     tr = Trainer(_cfg(steps=1, init_from=str(base), freeze="encoder,quantizer"), tmp_path / "d", image_set(64),
                  image_set(16, seed=1), progress=False)

@@ -82,7 +82,7 @@ class Trainer:
         self.task.prepare(cfg, train_set)
         torch.manual_seed(t.seed)
         self.model = create_model(cfg.arch, cfg.model)
-        if t.init_from:
+        if t.init_from and not (resume and (self.run_dir / checkpoint.STATE).is_file()):  # a resumed run has its own weights
             init_weights_from(self.model, cfg, t.init_from)
         self.frozen = freeze(self.model, t.freeze, cfg.arch)
         self.model = self.model.to(self.device)
