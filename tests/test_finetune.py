@@ -95,7 +95,7 @@ def test_freeze_and_init_from_errors(base, tmp_path):
     other.model.codebook_size = 16
     with pytest.raises(VQVAEError, match="model config differs.*codebook_size"):
         Trainer(other, tmp_path / "e3", image_set(64), image_set(16), progress=False)
-    with pytest.raises(VQVAEError):
+    with pytest.raises(VQVAEError, match="missing does not exist"):
         Trainer(_cfg(steps=1, init_from=str(tmp_path / "missing")), tmp_path / "e4", image_set(64), image_set(16), progress=False)
 
 

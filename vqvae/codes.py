@@ -100,8 +100,11 @@ def dataset_codes(tok_run: str | Path, tok_cfg, tok_model, fp: str, split: str, 
     return CodeSet(torch.from_numpy(codes), ds.labels, ds.classes, f"{ds.name} codes")
 
 
-def resolve_tokenizer(prior_dir: Path, path: str) -> Path:
-    """The tokenizer run a prior refers to: its stored path, else the same path relative to the prior."""
+def resolve_tokenizer(prior_dir: Path, path: str, override: str | Path | None = None) -> Path:
+    """The tokenizer run a prior refers to: ``override`` when given (checked by the caller's
+    fingerprint test), its stored path, else the same path relative to the prior."""
+    if override:
+        return Path(override)
     p = Path(path)
     for cand in (p, prior_dir / p, prior_dir.parent / p.name):
         if (cand / checkpoint.CONFIG).is_file():
@@ -119,7 +122,7 @@ def load_prior(run: str | Path, device: str | torch.device = "cpu", tokenizer: s
     cfg, prior = checkpoint.load_run(run, device=device)
     if cfg.arch in TOKENIZERS or not cfg.tokenizer.path:
         raise VQVAEError(f"{run} is a {cfg.arch} run, not a prior (train one with: vqvae prior train --tokenizer RUN)")
-    where = Path(tokenizer) if tokenizer else resolve_tokenizer(run, cfg.tokenizer.path)
+    where = resolve_tokenizer(run, cfg.tokenizer.path, tokenizer)
     tok_cfg, tok, fp = load_tokenizer(where, device=device)
     if fp != cfg.tokenizer.fingerprint:
         raise CheckpointError(f"the tokenizer at {where} (fingerprint {fp}) is not the one prior {run} was trained on "

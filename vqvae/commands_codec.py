@@ -65,7 +65,7 @@ def export(prior_run: str, name: str, out: str | None, default_quality: int | No
     dst = Path(out) if out else MODEL_DIR / name
     q = default_quality if default_quality is not None else max(1, (codec.levels + 1) // 2)
     codec._check_quality(q)
-    tok_src = Path(tokenizer) if tokenizer else resolve_tokenizer(src.resolve(), codec.prior_cfg.tokenizer.path)
+    tok_src = resolve_tokenizer(src.resolve(), codec.prior_cfg.tokenizer.path, tokenizer)
     for sub, from_dir in (("tokenizer", tok_src), ("prior", src)):
         (dst / sub).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(from_dir / checkpoint.MODEL, dst / sub / checkpoint.MODEL)

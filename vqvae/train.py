@@ -287,12 +287,12 @@ def init_weights_from(model: torch.nn.Module, cfg: RunConfig, run: str | Path) -
     which must have the same arch and model config: fine-tuning, e.g. a codec's decoder on fixed codes."""
     from dataclasses import asdict
 
-    src_cfg = checkpoint.load_config(run)
-    if src_cfg.arch != cfg.arch or asdict(src_cfg.model) != asdict(cfg.model):
-        diff = [k for k, v in asdict(cfg.model).items() if asdict(src_cfg.model).get(k) != v] if src_cfg.arch == cfg.arch else ["arch"]
+    src_cfg, src = checkpoint.load_run(run)
+    mine, theirs = asdict(cfg.model), asdict(src_cfg.model)
+    diff = ["arch"] if src_cfg.arch != cfg.arch else [k for k, v in mine.items() if theirs.get(k) != v]
+    if diff:
         raise VQVAEError(f"train.init_from={run}: that run's arch or model config differs from this one ({', '.join(diff)}); "
                          "fine-tuning needs the same model (pass the same --config and --model overrides)")
-    _, src = checkpoint.load_run(run)
     checkpoint.load_weights(model, src.state_dict(), Path(run) / checkpoint.MODEL)
 
 
@@ -314,8 +314,8 @@ def freeze(model: torch.nn.Module, spec: str, arch: str) -> list[torch.nn.Module
             raise VQVAEError(f"train.freeze: the {arch} model has no part {n!r}; its parts are {', '.join(parts)}")
         parts[n].requires_grad_(False)
         for m in parts[n].modules():
-            own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
-            if own or isinstance(m, torch.nn.modules.dropout._DropoutNd):
+            owns_state = next(m.parameters(recurse=False), None) is not None or next(m.buffers(recurse=False), None) is not None
+            if owns_state or isinstance(m, torch.nn.modules.dropout._DropoutNd):
                 fixed.append(m)
     if names and not any(p.requires_grad for p in model.parameters()):
         raise VQVAEError(f"train.freeze={spec}: nothing is left to train")
