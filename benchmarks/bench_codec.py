@@ -1,6 +1,6 @@
 """The learned codec on Kodak against Pillow's JPEG and WebP: bpp, PSNR, MS-SSIM, BD-rate, times, real bits vs NLL.
 
-    python benchmarks/bench_codec.py [--model coco-rvq4 | --model PRIOR_RUN] [--images 24] [--update-md BENCHMARKS.md]
+    python benchmarks/bench_codec.py [--model coco-rvq4 | --model PRIOR_RUN] [--images 24] [--refine N] [--update-md BENCHMARKS.md]
 
 Every figure is measured on the same Kodak images (evaluation only: the codec
 never trained on them): the codec writes real ``.vqz`` bytes and reads them
@@ -8,7 +8,9 @@ back; JPEG (optimised Huffman tables, 4:2:0) and WebP (method 6) go through
 Pillow at a sweep of qualities. bpp = 8 * file bytes / pixels, averaged per
 image; PSNR on RGB over all pixels, averaged per image (the convention of the
 published Kodak curves). BD-rate: :func:`vqvae.codec.rd.bd_rate` over the PSNR
-range both curves cover. Writes ``bench_out/codec/report.json``, the RD plot
+range both curves cover. ``--refine N``: the codec's codes also go through N
+steps of encoder-side rate-distortion optimisation (:mod:`vqvae.codec.refine`),
+and both curves (greedy and refined codes) are measured in the same run. Writes ``bench_out/codec/report.json``, the RD plot
 ``docs/codec/rd.png`` and an example crop ``docs/codec/example.png``.
 """
 
@@ -77,14 +79,16 @@ def main() -> int:
     ap.add_argument("--data-root")
     ap.add_argument("--out", default="bench_out/codec")
     ap.add_argument("--docs", default=str(REPO / "docs" / "codec"))
+    ap.add_argument("--refine", type=int, default=0, help="also measure codes refined with this many steps (0: greedy only)")
     ap.add_argument("--update-md", help="write the results into this Markdown file (BENCHMARKS.md)")
     ap.add_argument("--baselines-only", action="store_true", help="only compute (and cache) the JPEG and WebP sweeps")
     ap.add_argument("--from-report", action="store_true", help="re-derive the summary, plot and Markdown from the saved report.json")
     args = ap.parse_args()
     if args.from_report:
         saved = json.loads((Path(args.out) / "report.json").read_text())
-        report = summarize({k: v for k, v in saved.items() if k not in ("per_image",)}, saved["curves"], saved["per_image"])
-        _plot(saved["curves"], Path(args.docs) / "rd.png")
+        report = summarize({k: v for k, v in saved.items() if k not in ("per_image", "per_image_greedy")}, saved["curves"], saved["per_image"])
+        args.refine = report.get("refine", 0)
+        _plot(saved["curves"], Path(args.docs) / "rd.png", args.refine)
         print(json.dumps(report, indent=2))
         if args.update_md:
             _write_md(args, report, Path(args.update_md))
@@ -95,16 +99,19 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     cache_path = out / "baselines.json"  # the Pillow sweeps do not depend on the model: computed once
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    ours, jpeg, webp = [], [], []
+    ours, greedy, jpeg, webp = [], [], [], []
+    settings = ((args.refine, ours), (0, greedy)) if args.refine else ((0, ours),)
     for name, x in tqdm(images, desc="kodak"):
         for q in range(1, 0 if codec is None else codec.levels + 1):
-            data, st = codec.compress(x, q)
-            t0 = time.perf_counter()
-            y = codec.decompress(data)
-            dec = time.perf_counter() - t0
-            ours.append({"image": name, "quality": q, "bpp": st.bpp, "bytes": st.bytes, "payload_bits": 8 * st.payload_bytes,
-                         "nll_bits": st.nll_bits, "real_over_nll": 8 * st.payload_bytes / st.nll_bits, "encode_s": st.encode_s,
-                         "decode_s": dec, **quality_of(x, y)})
+            for refine, rows in settings:
+                data, st = codec.compress(x, q, refine=refine)
+                t0 = time.perf_counter()
+                y = codec.decompress(data)
+                dec = time.perf_counter() - t0
+                rows.append({"image": name, "quality": q, "refine": refine, "bpp": st.bpp, "bytes": st.bytes,
+                             "payload_bits": 8 * st.payload_bytes, "nll_bits": st.nll_bits,
+                             "real_over_nll": 8 * st.payload_bytes / st.nll_bits, "encode_s": st.encode_s, "decode_s": dec,
+                             **quality_of(x, y)})
         for fmt, qs, rows in (("JPEG", JPEG_Q, jpeg), ("WEBP", WEBP_Q, webp)):
             for q in qs:
                 key = f"{name}/{fmt}/{q}"
@@ -116,13 +123,15 @@ def main() -> int:
     if codec is None:
         return 0
     curves = {"ours": mean_curve(ours, "quality"), "jpeg": mean_curve(jpeg, "quality"), "webp": mean_curve(webp, "quality")}
+    if greedy:
+        curves["greedy"] = mean_curve(greedy, "quality")
     report = summarize({"date": time.strftime("%Y-%m-%d"), "device": device_label(), "torch": torch.__version__, "model": codec.name,
-                        "images": len(images)}, curves, ours)
-    (out / "report.json").write_text(json.dumps({**report, "per_image": ours}, indent=2))
+                        "images": len(images), "refine": args.refine}, curves, ours)
+    (out / "report.json").write_text(json.dumps({**report, "per_image": ours, "per_image_greedy": greedy}, indent=2))
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    _plot(curves, docs / "rd.png")
-    _example(codec, images, curves, docs / "example.png")
+    _plot(curves, docs / "rd.png", args.refine)
+    _example(codec, images, args.refine, docs / "example.png")
     print(json.dumps(report, indent=2))
     if args.update_md:
         _write_md(args, report, Path(args.update_md))
@@ -133,8 +142,11 @@ def summarize(meta: dict, curves: dict, ours: list[dict]) -> dict:
     """BD-rates (PSNR, and MS-SSIM in dB: -10 log10(1 - MS-SSIM)) and the baselines at the codec's rates."""
     psnr = lambda c: [p["psnr"] for p in c]  # noqa: E731
     msdb = lambda c: [-10 * math.log10(1 - p["ms_ssim"]) for p in c]  # noqa: E731
+    greedy = {"bd_rate_greedy_vs_jpeg_pct": bd_rate(rate(curves["jpeg"]), psnr(curves["jpeg"]), rate(curves["greedy"]), psnr(curves["greedy"])),
+              "bd_rate_ours_vs_greedy_pct": bd_rate(rate(curves["greedy"]), psnr(curves["greedy"]), rate(curves["ours"]), psnr(curves["ours"]))
+              } if "greedy" in curves else {}
     return {
-        **meta, "curves": curves,
+        **meta, "curves": curves, **greedy,
         "bd_rate_ours_vs_jpeg_pct": bd_rate(rate(curves["jpeg"]), psnr(curves["jpeg"]), rate(curves["ours"]), psnr(curves["ours"])),
         "bd_rate_webp_vs_jpeg_pct": bd_rate(rate(curves["jpeg"]), psnr(curves["jpeg"]), rate(curves["webp"]), psnr(curves["webp"])),
         "bd_rate_ours_vs_webp_pct": bd_rate(rate(curves["webp"]), psnr(curves["webp"]), rate(curves["ours"]), psnr(curves["ours"])),
@@ -147,14 +159,18 @@ def summarize(meta: dict, curves: dict, ours: list[dict]) -> dict:
     }
 
 
-def _plot(curves: dict, path: Path) -> None:
+def _plot(curves: dict, path: Path, refine: int = 0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, label, style in (("ours", "vqvae codec (this repo)", "o-"), ("jpeg", "JPEG (Pillow)", "s--"), ("webp", "WebP (Pillow)", "^--")):
+    lines = (("ours", "vqvae codec (this repo)" + (f", --refine {refine}" if refine else ""), "o-"), ("greedy", "vqvae, greedy codes", "o:"), ("jpeg", "JPEG (Pillow)", "s--"),
+             ("webp", "WebP (Pillow)", "^--"))
+    for key, label, style in lines:
+        if key not in curves:
+            continue
         c = curves[key]
         axes[0].plot(rate(c), [p["psnr"] for p in c], style, label=label)
         axes[1].plot(rate(c), [p["ms_ssim"] for p in c], style, label=label)
@@ -178,13 +194,13 @@ def rate(c):
     return [p["bpp"] for p in c]
 
 
-def _example(codec, images, curves, path: Path) -> None:
+def _example(codec, images, refine: int, path: Path) -> None:
     """kodim23's centre at the middle quality, next to JPEG and WebP at the nearest bpp above it."""
     from vqvae.data import write_image
 
     name, x = next(((n, im) for n, im in images if n == "kodim23"), images[0])
     q = max(1, (codec.levels + 1) // 2)
-    data, st = codec.compress(x, q)
+    data, st = codec.compress(x, q, refine=refine)
     y = codec.decompress(data)
     crops = [x, y]
     for fmt, qs in (("JPEG", JPEG_Q), ("WEBP", WEBP_Q)):
@@ -203,18 +219,22 @@ def _example(codec, images, curves, path: Path) -> None:
 
 def _write_md(args, report: dict, md: Path) -> None:
     cmd = "python benchmarks/bench_codec.py" + ("" if args.model == DEFAULT_MODEL else f" --model {args.model}") + \
-          ("" if args.images == 24 else f" --images {args.images}")
+          ("" if args.images == 24 else f" --images {args.images}") + (f" --refine {args.refine}" if args.refine else "")
     c = report["curves"]
     lines = [f"`{cmd}` ({report['date']}, {report['device']}, torch {report['torch']}), model `{report['model']}`, "
              f"{report['images']} Kodak images", "",
              "| codec | setting | bpp | PSNR (dB) | MS-SSIM | encode s/image | decode s/image | real bits / model NLL |",
              "|---|---|---|---|---|---|---|---|"]
-    for p in c["ours"]:
-        lines.append(f"| vqvae | quality {p['quality']} | **{p['bpp']:.3f}** | **{p['psnr']:.2f}** | {p['ms_ssim']:.4f} | {p['encode_s']:.2f} "
-                     f"| {p['decode_s']:.2f} | {p['real_over_nll']:.4f} |")
+    for key, label in (("ours", "vqvae" + (f", refine {report['refine']}" if report.get("refine") else "")), ("greedy", "vqvae, greedy codes")):
+        for p in c.get(key, []):
+            lines.append(f"| {label} | quality {p['quality']} | **{p['bpp']:.3f}** | **{p['psnr']:.2f}** | {p['ms_ssim']:.4f} | "
+                         f"{p['encode_s']:.2f} | {p['decode_s']:.2f} | {p['real_over_nll']:.4f} |")
     for key, label in (("jpeg", "JPEG"), ("webp", "WebP")):
         for p in c[key]:
             lines.append(f"| {label} | q={p['quality']} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | | | |")
+    if "bd_rate_greedy_vs_jpeg_pct" in report:
+        lines += ["", f"Refined codes against greedy codes (same model, same decoder, same file format): BD-rate "
+                      f"**{report['bd_rate_ours_vs_greedy_pct']:+.1f} %**; greedy codes against JPEG: {report['bd_rate_greedy_vs_jpeg_pct']:+.1f} %."]
     lines += ["", f"BD-rate against JPEG over the PSNR range both cover: **vqvae {report['bd_rate_ours_vs_jpeg_pct']:+.1f} %**, "
                   f"WebP {report['bd_rate_webp_vs_jpeg_pct']:+.1f} % (the issue quotes -35 % for WebP). vqvae against WebP: "
                   f"{report['bd_rate_ours_vs_webp_pct']:+.1f} %.", "",

@@ -252,6 +252,11 @@ def test_cli_and_python_api_end_to_end(tmp_path, capsys):
     from PIL import Image
 
     assert compress(Image.open(img), quality=1, model=prior) == out.read_bytes()
+    # refined codes: an ordinary file that the same command decodes
+    assert main(["compress", str(img), "-o", str(tmp_path / "r.vqz"), "--model", str(prior), "--quality", "2", "--refine", "2",
+                 "--no-progress"]) == 0
+    assert main(["decompress", str(tmp_path / "r.vqz"), "-o", str(tmp_path / "r.png"), "--model", str(prior)]) == 0
+    assert read_image(tmp_path / "r.png").shape == (3, 45, 30)
     assert np.array_equal(np.asarray(decompress(out.read_bytes(), model=prior)), y.numpy().transpose(1, 2, 0))
     # errors are one line, exit 2
     (tmp_path / "junk.vqz").write_bytes(b"hello")
@@ -259,6 +264,7 @@ def test_cli_and_python_api_end_to_end(tmp_path, capsys):
                       (["decompress", str(out), "-o", str(rec)], "unknown codec model"),
                       (["decompress", str(tmp_path / "none.vqz"), "-o", str(rec)], "no such file"),
                       (["compress", str(img), "-o", str(out), "--model", str(prior), "--quality", "3"], "quality must be"),
+                      (["compress", str(img), "-o", str(out), "--model", str(prior), "--refine", "-1"], "refine must be"),
                       (["compress", str(tmp_path / "junk.vqz"), "-o", str(out), "--model", str(prior)], "not a readable image"),
                       (["compress", str(img), "-o", str(out), "--model", str(tok)], "not a prior")]:
         capsys.readouterr()

@@ -124,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("-o", "--out", required=True, help="output .vqz (one input) or folder")
     co.add_argument("--quality", type=int, help="quality level 1..N of the model (more stages: more bits, less distortion)")
     co.add_argument("--model", help="a shipped codec model's name (default: coco-rvq4) or a prior run trained with --tile")
+    co.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                    help="encoder-side rate-distortion optimisation of the codes: STEPS gradient steps per image (e.g. 20; "
+                         "slower encoding, ordinary files, same decoder; default 0: the encoder's greedy codes)")
+    co.add_argument("--no-progress", action="store_true", help="no progress bar while refining")
     dc = sub.add_parser("decompress", help=".vqz files -> PNG images (the file names the model it needs)")
     dc.add_argument("files", nargs="+")
     dc.add_argument("-o", "--out", required=True, help="output .png (one input) or folder")
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "codec-export":
                 commands_codec.export(args.prior, args.name, args.out, args.default_quality, args.card, args.tokenizer)
             elif args.command == "compress":
-                commands_codec.compress(args.images, args.out, args.quality, args.model)
+                commands_codec.compress(args.images, args.out, args.quality, args.model, args.refine, not args.no_progress)
             else:
                 commands_codec.decompress(args.files, args.out, args.model)
         elif args.command == "demo":

@@ -20,17 +20,19 @@ def _outputs(inputs: list[str], out: str, suffix: str) -> list[Path]:
     return [o / f"{s}{suffix}" for s in stems]
 
 
-def compress(images: list[str], out: str, quality: int | None, model: str | None) -> list[dict]:
+def compress(images: list[str], out: str, quality: int | None, model: str | None, refine: int = 0,
+             progress: bool = True) -> list[dict]:
     codec = load_codec(model)
     if quality is None:
         quality = model_info(codec.name).get("default_quality")
     rows = []
     for src, dst in zip(images, _outputs(images, out, ".vqz")):
         x = read_image(src)
-        data, st = codec.compress(x, quality)
+        data, st = codec.compress(x, quality, refine=refine, progress=progress and refine > 0)
         checkpoint.atomic_write(dst, data)
         rows.append({"input": src, "output": str(dst), "bytes": st.bytes, "bpp": st.bpp, "model_nll_bits": st.nll_bits})
-        print(f"{src} -> {dst}: {st.bytes} bytes, {st.bpp:.4f} bpp (quality {quality or codec.levels} of {codec.levels}, "
+        print(f"{src} -> {dst}: {st.bytes} bytes, {st.bpp:.4f} bpp (quality {quality or codec.levels} of {codec.levels}"
+              f"{f', codes refined {refine} steps' if refine else ''}, "
               f"model {codec.name}; the prior's NLL of the codes: {st.nll_bits / 8:.0f} bytes), {st.encode_s:.2f} s")
     return rows
 

@@ -85,12 +85,13 @@ def as_tensor(image) -> torch.Tensor:
     return image.contiguous()
 
 
-def compress(image, quality: int | None = None, model: str | Path | None = None) -> bytes:
-    """Compress an image (see :func:`as_tensor`) to ``.vqz`` bytes at ``quality`` (default: the model's)."""
+def compress(image, quality: int | None = None, model: str | Path | None = None, refine: int = 0) -> bytes:
+    """Compress an image (see :func:`as_tensor`) to ``.vqz`` bytes at ``quality`` (default: the model's).
+    ``refine``: steps of encoder-side rate-distortion optimisation (:mod:`vqvae.codec.refine`; 0: greedy codes)."""
     codec = load_codec(model)
     if quality is None:
         quality = model_info(codec.name).get("default_quality")
-    return codec.compress(as_tensor(image), quality)[0]
+    return codec.compress(as_tensor(image), quality, refine=refine)[0]
 
 
 def decompress(data: bytes, model: str | Path | None = None):

@@ -5,7 +5,9 @@
 the first ``quality`` stages -> cut into ``T x T`` tiles -> each tile's codes in
 the prior's codebook-slowest order (stage 1's map, then stage 2's, ...) ->
 range-coded under the prior, all tiles as one batch of sequences ->
-:mod:`vqvae.codec.container`. ``decompress`` runs the same steps backwards;
+:mod:`vqvae.codec.container`. With ``refine`` > 0 the greedy codes are replaced
+by a rate-distortion search (:mod:`vqvae.codec.refine`); the file is the same
+kind of file. ``decompress`` runs the same steps backwards;
 the prior rebuilds each code's distribution from the codes decoded before it.
 
 Why this shape. Residual stages give one model several rates (the quality
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vqvae import checkpoint, codes
+from vqvae import checkpoint, codes, losses
 from vqvae.codec import container, entropy
 from vqvae.codec.container import CodecError, Header
 from vqvae.models.prior import from_sequence, to_sequence
@@ -108,6 +110,8 @@ class Codec:
         self.tokenizer = tokenizer.cpu().eval()
         self.prior = entropy.prepare(prior)
         self.f, self.tile, self.stages = m.downsampling, p.height, m.num_codebooks
+        self.window, self.margin = WINDOW, MARGIN
+        self._refiner = None
         # Every weight of both nets: a decoder fine-tuned on the same codes is another model (other pixels).
         h = hashlib.sha256(codes.fingerprint(tok_cfg, tokenizer).encode())
         h.update(json.dumps(asdict(p), sort_keys=True).encode())
@@ -154,10 +158,35 @@ class Codec:
         raise CodecError(f"model {self.name} codes {want}-channel images, got {x.shape[0]} channels")
 
     # -- public API ---------------------------------------------------------------------------
+    @property
+    def refiner(self):
+        if self._refiner is None:
+            from vqvae.codec.refine import Refiner  # it imports this module
+
+            self._refiner = Refiner(self)
+        return self._refiner
+
     @torch.no_grad()
-    def compress(self, image: torch.Tensor, quality: int | None = None) -> tuple[bytes, CompressStats]:
-        """uint8 ``(C, H, W)`` with C = 1 or 3 -> (``.vqz`` bytes, :class:`CompressStats`)."""
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """Padded uint8 images ``(1, C, gh*f, gw*f)`` -> the encoder's continuous latents ``(1, D, gh, gw)``."""
+        gh, gw = x.shape[-2] // self.f, x.shape[-1] // self.f
+        return windowed(lambda t: self.tokenizer.encoder(losses.to_input(t)), x, (gh, gw), self.f, 1, self.window, self.margin)
+
+    @torch.no_grad()
+    def decode_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes ``(1, s, gh, gw)`` (``(1, gh, gw)`` for one codebook) -> uint8 images ``(1, C, gh*f, gw*f)``."""
+        return windowed(self.tokenizer.decode, z, tuple(z.shape[-2:]), 1, self.f, self.window, self.margin)
+
+    @torch.no_grad()
+    def compress(self, image: torch.Tensor, quality: int | None = None, refine: int = 0,
+                 progress: bool = False) -> tuple[bytes, CompressStats]:
+        """uint8 ``(C, H, W)`` with C = 1 or 3 -> (``.vqz`` bytes, :class:`CompressStats`).
+
+        ``refine``: Adam steps of encoder-side rate-distortion optimisation of the codes
+        (:mod:`vqvae.codec.refine`; slower encoding, same decoder and format; 0: greedy codes)."""
         t0 = time.perf_counter()
+        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 1000:
+            raise CodecError(f"refine must be an integer number of steps in 0..1000, got {refine!r}")
         if not isinstance(image, torch.Tensor) or image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3):
             raise CodecError(f"expected a uint8 image tensor (C, H, W) with C = 1 or 3, got "
                              f"{getattr(image, 'dtype', type(image).__name__)} {tuple(getattr(image, 'shape', ()))}")
@@ -168,8 +197,12 @@ class Codec:
         gh, gw = self._grid(height, width)
         x = self._as_model_input(image)[None].float()
         x = F.pad(x, (0, gw * self.f - width, 0, gh * self.f - height), mode="replicate").round().to(torch.uint8)
-        z = windowed(self.tokenizer.encode, x, (gh, gw), self.f, 1)  # (1, S, gh, gw) or (1, gh, gw)
-        z = z.reshape(self.stages, gh, gw)
+        if refine:
+            z = self.refiner.refine(x, width, height, q, refine, progress)
+            z = torch.cat([z, z.new_zeros(self.stages - z.shape[0], gh, gw)])
+        else:
+            z = windowed(self.tokenizer.encode, x, (gh, gw), self.f, 1, self.window, self.margin)  # (1, S, gh, gw) or (1, gh, gw)
+            z = z.reshape(self.stages, gh, gw)
         seq = self._sequences(z)[:, : self._length(q)]
         words, nll = entropy.encode(self.prior, seq)
         header = Header(self.name, self.fingerprint, width, height, c, q, self.tile, container.code_crc(seq.numpy()))
@@ -193,7 +226,7 @@ class Codec:
         z = from_tiles(tiles[:, : header.quality] if self.prefix else tiles, gh, gw)[None]
         if self.stages == 1:
             z = z[:, 0]
-        x = windowed(self.tokenizer.decode, z, (gh, gw), 1, self.f)[0, :, : header.height, : header.width]
+        x = self.decode_codes(z)[0, :, : header.height, : header.width]
         if header.channels == 1 and x.shape[0] == 3:  # ITU-R 601 luma, as Pillow's convert("L")
             w = torch.tensor([299, 587, 114], dtype=torch.int32)[:, None, None]
             x = ((x.int() * w).sum(0, keepdim=True) + 500).div(1000, rounding_mode="floor").to(torch.uint8)

@@ -260,6 +260,14 @@ class TransformerPrior(nn.Module):
         labels = check_labels(labels, seq.shape[0], self.config, seq.device)
         return prior_loss(self._run(self._inputs(seq[:, :-1], labels), 0), seq)
 
+    def sequence_nll(self, seq: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced ``-log p(z_l | z_<l)`` in nats, ``(B, L)``, of sequences ``(B, L)`` in the prior's
+        order or of their prefixes (``L <= seq_len``): one pass, what coding them would cost."""
+        labels = check_labels(labels, seq.shape[0], self.config, seq.device)
+        logits = self._run(self._inputs(seq[:, :-1], labels), 0)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least; float64 stays float64
+        return F.cross_entropy(logits.transpose(1, 2), seq, reduction="none")
+
     def prefix_logits(self, prefix: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, K)`` of code ``z_T`` given the prefix ``z_0 .. z_{T-1}`` ``(B, T)``, recomputed from
         scratch (no cache): one step of the uncached baseline. ``labels`` must already be checked."""
