@@ -138,11 +138,12 @@ class ResidualQuantizer(nn.Module):
         )
 
     @torch.no_grad()
-    def quantize(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, D, *S)`` -> indices ``(B, S, *spatial)``, stage by stage on the residual."""
+    def quantize(self, z: torch.Tensor, stages: int | None = None) -> torch.Tensor:
+        """``(B, D, *S)`` -> indices ``(B, s, *spatial)`` of the first ``s = stages`` (default all) stages,
+        stage by stage on the residual: the greedy codes, whose prefixes are the coarser ones."""
         self._check(z)
         residual, out = z.float(), []
-        for stage in self.stages:
+        for stage in self.stages[:stages]:
             idx = stage.quantize(residual)
             residual = residual - stage.lookup(idx)
             out.append(idx)

@@ -198,12 +198,11 @@ class Codec:
         x = self._as_model_input(image)[None].float()
         x = F.pad(x, (0, gw * self.f - width, 0, gh * self.f - height), mode="replicate").round().to(torch.uint8)
         if refine:
-            z = self.refiner.refine(x, width, height, q, refine, progress)
-            z = torch.cat([z, z.new_zeros(self.stages - z.shape[0], gh, gw)])
+            z = self.refiner.refine(x, width, height, q, refine, progress)  # (q, gh, gw)
         else:
             z = windowed(self.tokenizer.encode, x, (gh, gw), self.f, 1, self.window, self.margin)  # (1, S, gh, gw) or (1, gh, gw)
             z = z.reshape(self.stages, gh, gw)
-        seq = self._sequences(z)[:, : self._length(q)]
+        seq = self.sequences(z, q)
         words, nll = entropy.encode(self.prior, seq)
         header = Header(self.name, self.fingerprint, width, height, c, q, self.tile, container.code_crc(seq.numpy()))
         data = container.pack(header, words)
@@ -243,8 +242,11 @@ class Codec:
         """Codes per tile sequence coded at ``quality``."""
         return quality * self.tile**2 if self.prefix else self.prior.config.seq_len
 
-    def _sequences(self, z: torch.Tensor) -> torch.Tensor:
-        """Code map ``(S, gh, gw)`` -> the tiles' sequences ``(n, S * T * T)`` in the prior's order."""
+    def sequences(self, z: torch.Tensor, quality: int) -> torch.Tensor:
+        """Code map ``(s, gh, gw)`` (at least the stages coded at ``quality``) -> the tiles' sequences
+        ``(n, L)`` in the prior's order, cut to the ``L`` codes coded at ``quality``."""
+        if z.shape[0] < self.stages:  # the stages beyond the coded prefix are never coded: any value does
+            z = torch.cat([z, z.new_zeros(self.stages - z.shape[0], *z.shape[1:])])
         tiles = to_tiles(z, self.tile)
-        return to_sequence(tiles if self.stages > 1 else tiles[:, 0], self.prior.config)
+        return to_sequence(tiles if self.stages > 1 else tiles[:, 0], self.prior.config)[:, : self._length(quality)]
 

@@ -33,24 +33,24 @@ from tqdm import tqdm
 
 from vqvae import losses
 from vqvae.codebooks import ResidualQuantizer
-from vqvae.codec.codec import to_tiles
-from vqvae.models.prior import to_sequence
 
 REL_LR = 0.015  # Adam step size as a fraction of the latents' standard deviation (scale-free across tokenizers)
 DEFAULT_SLOPE = 1.0  # dB per doubling of the rate, when the model has no neighbouring quality to measure it
+
+
+def sse_per_bit(slope: float, sse: float, bits: float) -> float:
+    """The Lagrange multiplier ``lambda`` (SSE per bit) of a point ``(sse, bits)`` on an RD curve whose slope
+    is ``slope`` dB of PSNR per doubling of the bits: ``dSSE / dbits`` there, from
+    PSNR = 10 log10(peak^2 N / SSE)."""
+    return slope * sse * math.log(10) / (10 * math.log(2) * max(bits, 1.0))
 
 
 def quantize_prefix(quantizer, z: torch.Tensor, stages: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy codes of ``z (B, D, h, w)`` with the first ``stages`` residual stages (all codebooks of other
     quantizers) -> (indices ``(B, s, h, w)``, their quantized sum ``(B, D, h, w)``)."""
     if isinstance(quantizer, ResidualQuantizer):
-        residual, total, out = z, torch.zeros_like(z), []
-        for stage in quantizer.stages[:stages]:
-            idx = stage.quantize(residual)
-            e = stage.lookup(idx)
-            total, residual = total + e, residual - e
-            out.append(idx)
-        return torch.stack(out, 1), total
+        idx = quantizer.quantize(z, stages)
+        return idx, quantizer.lookup(idx)
     idx = quantizer.quantize(z)
     return (idx if idx.ndim == 4 else idx[:, None]), quantizer.lookup(idx)
 
@@ -68,11 +68,7 @@ class Refiner:
     def bits(self, codes: torch.Tensor, quality: int) -> torch.Tensor:
         """Prior NLL in bits of code maps ``(s, h, w)`` (``h, w`` whole tiles), per code, in sequence order:
         ``(n_tiles, L)`` for the first ``quality`` stages' sequence prefix."""
-        c = self.codec
-        full = codes.new_zeros(c.stages, *codes.shape[1:])
-        full[: codes.shape[0]] = codes
-        tiles = to_tiles(full, c.tile)
-        seq = to_sequence(tiles if c.stages > 1 else tiles[:, 0], self.rate_prior.config)[:, : c._length(quality)]
+        seq = self.codec.sequences(codes, quality)
         with torch.no_grad():
             return self.rate_prior.sequence_nll(seq) / math.log(2)
 
@@ -106,7 +102,7 @@ class Refiner:
             z = c.encode_latents(x)  # (1, D, gh, gw)
         stages = quality if c.prefix else c.stages
         slope, sse0, bits0 = self.slope(x, z, quality, mask)
-        lam = slope * sse0 * math.log(10) / (10 * math.log(2) * max(bits0, 1.0))  # SSE per bit at this point
+        lam = sse_per_bit(slope, sse0, bits0)
         lr = REL_LR * float(z.std())
         codes = torch.zeros(stages, gh, gw, dtype=torch.long)
         xin = losses.to_input(x)
