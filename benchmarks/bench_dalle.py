@@ -1,7 +1,7 @@
 """DALL-E on the captioned scenes: prompt faithfulness (held-out and seen combinations), guidance, sampling speed.
 
     python benchmarks/bench_dalle.py --run runs/dalle --reader runs/scene-reader [--prompts 100] [--per-prompt 4]
-        [--guidance 1 2 3 5] [--update-md BENCHMARKS.md]
+        [--guidance 1 2 3 5] [--temperature 1 0.8] [--update-md BENCHMARKS.md]
 
 The reader reads the tokenizer's decoded scenes, so it is trained on them beside the rendered ones:
 ``vqvae classifier train --data scenes --data.reconstructions_from=runs/scenes-tok --out runs/scene-reader``.
@@ -9,8 +9,8 @@ The reader reads the tokenizer's decoded scenes, so it is trained on them beside
 * Ceilings: the reader's accuracy on the real ``heldout`` and ``test`` scenes,
   and on the tokenizer's reconstructions of them.
 * Faithfulness: ``per-prompt`` samples for each of the first ``prompts``
-  captions of each split, at each guidance scale (temperature 1, no top-k /
-  top-p); a sample counts when the reader finds the layout and both objects'
+  captions of each split, at each guidance scale and sampling temperature
+  (no top-k / top-p); a sample counts when the reader finds the layout and both objects'
   class, colour and size of its caption.
 * Sampling speed: images per second of ``generate`` (codes) for 16 captions,
   with and without the KV cache, in one run on this machine.
@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--prompts", type=int, default=100)
     ap.add_argument("--per-prompt", type=int, default=4)
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0])
+    ap.add_argument("--temperature", type=float, nargs="+", default=[1.0], help="sampling temperatures, each tried at every guidance scale")
     ap.add_argument("--out", default="bench_out/dalle")
     ap.add_argument("--grid", default="docs/dalle/grid.png")
     ap.add_argument("--update-md")
@@ -61,19 +62,20 @@ def main(argv=None) -> int:
     keep = {}
     for split in ("heldout", "test"):
         caps, attrs = dalle_eval.prompts(n_train, split, args.prompts)
-        for g in args.guidance:
+        for key, (g, temp) in settings(args).items():
             t0 = time.perf_counter()
-            acc, images = dalle_eval.faithfulness(model, text, tok, reader, caps, attrs, args.per_prompt, guidance=g, seed=0, progress=True)
+            acc, images = dalle_eval.faithfulness(model, text, tok, reader, caps, attrs, args.per_prompt, guidance=g, temperature=temp,
+                                                  seed=0, progress=True)
             acc["seconds"] = time.perf_counter() - t0
-            rep["faithfulness"].setdefault(split, {})[str(g)] = acc
-            keep[(split, g)] = (caps, attrs, images)
-            print(split, g, json.dumps(acc), flush=True)
+            rep["faithfulness"].setdefault(split, {})[key] = acc
+            keep[(split, key)] = (caps, attrs, images)
+            print(split, key, json.dumps(acc), flush=True)
     caps16 = dalle_eval.prompts(n_train, "heldout", 16)[0]
     rep["speed_images_per_s"] = {"kv_cache": dalle_eval.sampling_speed(model, text, caps16, True),
                                  "no_cache": dalle_eval.sampling_speed(model, text, caps16, False)}
     rep["speed_images_per_s"]["ratio"] = rep["speed_images_per_s"]["kv_cache"] / rep["speed_images_per_s"]["no_cache"]
     print(json.dumps(rep["speed_images_per_s"]), flush=True)
-    best = max(args.guidance, key=lambda g: rep["faithfulness"]["heldout"][str(g)]["all"])
+    best = max(settings(args), key=lambda key: rep["faithfulness"]["heldout"][key]["all"])
     rep["best_guidance"] = best
     caps, attrs, images = keep[("heldout", best)]
     k = min(8, len(caps))
@@ -87,6 +89,11 @@ def main(argv=None) -> int:
     if args.update_md:
         replace_section(Path(args.update_md), "dalle", markdown(rep, args))
     return 0
+
+
+def settings(args) -> dict[str, tuple[float, float]]:
+    """The sampling settings measured, by report key: ``"guidance 2, temperature 1"`` -> ``(2.0, 1.0)``."""
+    return {f"guidance {g:g}, temperature {t:g}": (g, t) for t in args.temperature for g in args.guidance}
 
 
 def _cell(a: dict, bold: bool = False) -> str:
@@ -106,7 +113,8 @@ def markdown(rep: dict, args) -> str:
     c = rep["ceilings"]
     lines = [f"### Prompt faithfulness on the captioned scenes ({rep['date']}, {rep['device']})", "",
              f"`python benchmarks/bench_dalle.py --run {args.run} --reader {args.reader} --prompts {args.prompts} --per-prompt {args.per_prompt} "
-             f"--guidance {' '.join(f'{g:g}' for g in args.guidance)} --update-md BENCHMARKS.md`", "",
+             f"--guidance {' '.join(f'{g:g}' for g in args.guidance)} --temperature {' '.join(f'{t:g}' for t in args.temperature)} "
+             "--update-md BENCHMARKS.md`", "",
              f"Transformer: {rep['parameters'] / 1e6:.2f} M parameters, {rep['train_steps']} steps on {rep['data']}; test image NLL "
              f"{rep['test_image_nll']:.3f} nats/code. A sample is faithful when the scene reader finds its caption's layout and both objects' "
              "class, colour and size. Held-out: every caption names a colour-class pair the transformer and the tokenizer never saw in "
@@ -117,10 +125,10 @@ def markdown(rep: dict, args) -> str:
     f = rep["faithfulness"]
     for g in f["heldout"]:
         h, t = f["heldout"][g], f["test"][g]
-        lines.append(f"| samples, guidance {float(g):g} | {_cell(h, bold=True)} | {t['all']:.1%} |")
+        lines.append(f"| samples, {g} | {_cell(h, bold=True)} | {t['all']:.1%} |")
     s = rep["speed_images_per_s"]
     lines += ["", f"Sampling speed (16 captions, codes only): {s['kv_cache']:.1f} images/s with the KV cache, {s['no_cache']:.1f} without: "
-              f"**{s['ratio']:.1f}×**. Grid of held-out prompts at guidance {rep['best_guidance']:g} (green: faithful): `docs/dalle/grid.png`."]
+              f"**{s['ratio']:.1f}×**. Grid of held-out prompts at {rep['best_guidance']} (green: faithful): `docs/dalle/grid.png`."]
     return "\n".join(lines)
 
 

@@ -35,6 +35,19 @@ def test_training_writes_a_run_with_its_text_tokenizer(runs):
     assert final["image_loss"] > 0 and final["text_loss"] > 0
 
 
+def test_fine_tuning_on_other_captions_keeps_the_source_text_tokenizer(runs, tmp_path):
+    from vqvae import checkpoint
+
+    _, tok, run = runs
+    ft = tmp_path / "ft"
+    # other data (more scenes, so other captions) would train another BPE; the source's token ids index its embeddings
+    assert main(["dalle", "train", "--tokenizer", str(tok), "--data", "scenes:60", "--out", str(ft), "--steps", "1", "--no-progress",
+                 f"--train.init_from={run}", "--model.n_layer=2", "--model.n_embd=16", "--model.n_head=2", "--model.text_len=24",
+                 "--model.bpe_vocab=300", "--model.conv_radius=1", "--train.batch_size=8", "--train.eval_images=8"]) == 0
+    assert (ft / "text.json").read_text() == (run / "text.json").read_text()
+    assert checkpoint.load_config(ft).model == checkpoint.load_config(run).model
+
+
 def test_generate_and_its_errors(runs, tmp_path, capsys):
     _, tok, run = runs
     out = tmp_path / "g.png"

@@ -43,6 +43,30 @@ def test_reader_shapes_and_read():
         reader(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
 
 
+def test_reader_reads_each_slot_from_its_own_half():
+    # oracle: the layout head picks top/bottom or left/right halves, and each slot's logits are the object net's on that half
+    torch.manual_seed(0)
+    reader = create_model("scene-reader", SceneReaderConfig(width=4, feature_dim=8)).eval()
+    x = torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        logits = reader(x)
+        f = x.float() / 255 - 0.5
+        n_obj = sum(n for _, n in scenes.HEADS[1:4])
+        for i in range(6):
+            side = int(reader.layout(f[i : i + 1]).argmax())
+            halves = (f[i : i + 1, :, :32], f[i : i + 1, :, 32:]) if side == 0 else (f[i : i + 1, ..., :32], f[i : i + 1, ..., 32:])
+            for slot, half in enumerate(halves):
+                torch.testing.assert_close(logits[i, 2 + slot * n_obj : 2 + (slot + 1) * n_obj], reader.read_object(half)[0])
+        # what lies in slot 1's half never changes slot 0's reading: repaint the bottom-right quarter (in the bottom and the right half)
+        y = x.clone()
+        y[:, :, 32:, 32:] = 0
+        again = reader(y)
+        same = again[:, :2].argmax(1) == logits[:, :2].argmax(1)
+        assert same.any()
+        torch.testing.assert_close(again[same, 2 : 2 + n_obj], logits[same, 2 : 2 + n_obj])
+        assert not torch.allclose(again[same, 2 + n_obj :], logits[same, 2 + n_obj :])
+
+
 @pytest.fixture(scope="module")
 def reader_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("reader") / "r"

@@ -55,7 +55,11 @@ def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str |
         raw = read_yaml(config or "dalle")
         images, captions = _captioned(name, "train", data_root, tok_cfg)
         m = {**raw.get("model", {}), **over.get("model", {})}
-        text = TextTokenizer.train(captions, vocab_size=int(m.get("bpe_vocab", 1024)), text_len=int(m.get("text_len", 32)))
+        init = over.get("train", {}).get("init_from") or raw.get("train", {}).get("init_from")
+        if init:  # fine-tuning keeps the source run's text tokenizer: its embeddings are indexed by those token ids
+            text = TextTokenizer.load(Path(init) / TEXT_FILE)
+        else:
+            text = TextTokenizer.train(captions, vocab_size=int(m.get("bpe_vocab", 1024)), text_len=int(m.get("text_len", 32)))
         h, w = tok_cfg.model.code_shape(*images.shape[-2:])[-2:]
         fixed = {"arch": "dalle", "data": {**asdict(tok_cfg.data), "name": name, "crop": 0, "hflip": False, "augment": "crop"},
                  "model": {"text_vocab": text.total_size, "image_vocab": tok_cfg.model.codebook_size, "height": h, "width": w},

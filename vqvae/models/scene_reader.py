@@ -4,12 +4,21 @@ A generated 64 x 64 scene is correct when everything its caption says is in
 it: the layout (one object above the other, or side by side), and for each of
 the two slots (top / left, then bottom / right) the object's class (20: ten
 digits, ten Fashion-MNIST items), colour (6) and size (2). The reader predicts
-exactly these seven heads (:data:`vqvae.scenes.HEADS`) from one conv net.
+exactly these seven heads (:data:`vqvae.scenes.HEADS`).
 
-Unlike the sample classifier (:mod:`vqvae.models.classifier`) it keeps the
-spatial layout: three conv stages take 64 x 64 down to an 8 x 8 map that is
-flattened (no global pooling, which would forget where objects are) into a
-feature vector and the heads' logits, concatenated ``(B, sum(head sizes))``.
+It reads object by object, as the captions are built: a small net reads the
+layout from the whole scene; the scene is then cut into the two halves that
+layout names (top and bottom, or left and right: every object of a scene lies
+in its own half, :func:`vqvae.scenes._place`), and one shared object net, fully
+convolutional with global average and max pooling, reads each half's class,
+colour and size. Every scene so trains the object net twice, and the object
+net never sees the other object: a whole-scene net (the first version, three
+conv stages flattened at 8 x 8) had to learn every class at every place and
+read 83 % of the objects' classes on real held-out scenes; the per-half
+reader is what makes the instrument's ceiling higher than the goal it scores.
+The halves are chosen by the predicted layout (argmax, no gradient), in
+training too: the layout is learnt in a few dozen steps.
+
 Trained on the ``reader`` split of the scenes (every colour-class pair,
 MNIST / Fashion-MNIST training glyphs: an instrument must not share the
 generator's held-out gaps) and, with ``data.reconstructions_from``, on a
@@ -32,7 +41,7 @@ from vqvae.models.classifier import _stage
 
 @dataclass
 class SceneReaderConfig:
-    width: int = 32
+    width: int = 16
     feature_dim: int = 256
     dropout: float = 0.2
 
@@ -52,18 +61,37 @@ class SceneReader(nn.Module):
         self.config = c = config
         self.head_sizes = [n for _, n in HEADS]
         w = c.width
-        self.body = nn.Sequential(*_stage(3, w), nn.MaxPool2d(2), *_stage(w, 2 * w), nn.MaxPool2d(2), *_stage(2 * w, 4 * w), nn.MaxPool2d(2),
-                                  nn.Conv2d(4 * w, 32, 1), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 8 * 8, c.feature_dim), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.feature_dim, sum(self.head_sizes)))
+        # the layout from the whole scene, at 1/4 then 1/8 resolution: where the ink is
+        self.layout = nn.Sequential(nn.Conv2d(3, 16, 5, stride=4, padding=2), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+                                    nn.Flatten(), nn.Linear(32 * 8 * 8, self.head_sizes[0]))
+        # one object from a half-scene (32 x 64 or 64 x 32): four stages, then global average and max pooling
+        self.body = nn.Sequential(nn.Conv2d(3, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
+                                  *_stage(w, 2 * w), nn.MaxPool2d(2), *_stage(2 * w, 4 * w), nn.MaxPool2d(2), *_stage(4 * w, 8 * w))
+        self.head = nn.Sequential(nn.Linear(16 * w, c.feature_dim), nn.ReLU(), nn.Dropout(c.dropout),
+                                  nn.Linear(c.feature_dim, sum(self.head_sizes[1:4])))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1:] != (3, 64, 64):
-            raise ValueError(f"expected uint8 scenes (B, 3, 64, 64), got {tuple(x.shape)}")
-        return self.body(losses.to_input(x))
+    def read_object(self, half: torch.Tensor) -> torch.Tensor:
+        """Half-scenes ``(B, 3, h, w)`` in the nets' input scale -> one object's class, colour and size logits ``(B, 20 + 6 + 2)``."""
+        f = self.body(half)
+        return self.head(torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 scenes ``(B, 3, 64, 64)`` -> the heads' logits, concatenated ``(B, sum(head_sizes))``."""
-        return self.head(self.features(x))
+        if x.ndim != 4 or x.shape[1:] != (3, 64, 64):
+            raise ValueError(f"expected uint8 scenes (B, 3, 64, 64), got {tuple(x.shape)}")
+        x = losses.to_input(x)
+        layout = self.layout(x)
+        side = layout.argmax(1)  # 0: one object above the other, 1: side by side
+        objects = x.new_zeros(x.shape[0], 2 * sum(self.head_sizes[1:4]))
+        for s in (0, 1):
+            idx = (side == s).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                continue
+            xs = x[idx]
+            first, second = (xs[:, :, :32], xs[:, :, 32:]) if s == 0 else (xs[..., :32], xs[..., 32:])
+            both = self.read_object(torch.cat([first, second]))  # slot 0 (top / left) then slot 1 (bottom / right)
+            objects = objects.index_copy(0, idx, torch.cat(both.chunk(2), 1))
+        return torch.cat([layout, objects], 1)
 
     def split(self, logits: torch.Tensor) -> list[torch.Tensor]:
         return list(logits.split(self.head_sizes, dim=1))
