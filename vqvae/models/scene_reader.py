@@ -14,10 +14,11 @@ convolutional with global average and max pooling, reads each half's class,
 colour and size. Every scene so trains the object net twice, and the object
 net never sees the other object: a whole-scene net (the first version, three
 conv stages flattened at 8 x 8) had to learn every class at every place and
-read 83 % of the objects' classes on real held-out scenes; the per-half
-reader is what makes the instrument's ceiling higher than the goal it scores.
-The halves are chosen by the predicted layout (argmax, no gradient), in
-training too: the layout is learnt in a few dozen steps.
+read 83 % of the objects' classes on real held-out scenes, which put its
+ceiling (67.7 % of scenes fully right) below the 70 % goal it scores; the
+per-half reader is meant to lift that ceiling (not yet measured). The halves
+are chosen by the predicted layout (argmax, no gradient), in training too, so
+the object net trains on the right halves once the layout head is right.
 
 Trained on the ``reader`` split of the scenes (every colour-class pair,
 MNIST / Fashion-MNIST training glyphs: an instrument must not share the
@@ -60,6 +61,7 @@ class SceneReader(nn.Module):
 
         self.config = c = config
         self.head_sizes = [n for _, n in HEADS]
+        self.object_size = sum(self.head_sizes[1:4])  # one object's class, colour and size logits
         w = c.width
         # the layout from the whole scene, at 1/4 then 1/8 resolution: where the ink is
         self.layout = nn.Sequential(nn.Conv2d(3, 16, 5, stride=4, padding=2), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
@@ -68,7 +70,7 @@ class SceneReader(nn.Module):
         self.body = nn.Sequential(nn.Conv2d(3, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
                                   *_stage(w, 2 * w), nn.MaxPool2d(2), *_stage(2 * w, 4 * w), nn.MaxPool2d(2), *_stage(4 * w, 8 * w))
         self.head = nn.Sequential(nn.Linear(16 * w, c.feature_dim), nn.ReLU(), nn.Dropout(c.dropout),
-                                  nn.Linear(c.feature_dim, sum(self.head_sizes[1:4])))
+                                  nn.Linear(c.feature_dim, self.object_size))
 
     def read_object(self, half: torch.Tensor) -> torch.Tensor:
         """Half-scenes ``(B, 3, h, w)`` in the nets' input scale -> one object's class, colour and size logits ``(B, 20 + 6 + 2)``."""
@@ -82,7 +84,7 @@ class SceneReader(nn.Module):
         x = losses.to_input(x)
         layout = self.layout(x)
         side = layout.argmax(1)  # 0: one object above the other, 1: side by side
-        objects = x.new_zeros(x.shape[0], 2 * sum(self.head_sizes[1:4]))
+        objects = x.new_zeros(x.shape[0], 2 * self.object_size)
         for s in (0, 1):
             idx = (side == s).nonzero().squeeze(1)
             if idx.numel() == 0:
