@@ -126,6 +126,9 @@ def markdown(rep: dict, args) -> str:
     for g in f["heldout"]:
         h, t = f["heldout"][g], f["test"][g]
         lines.append(f"| samples, {g} | {_cell(h, bold=True)} | {t['all']:.1%} |")
+    weak = lambda a: ", ".join(f"{k} {v:.0%}" for k, v in sorted(a["class_by_class"].items(), key=lambda kv: kv[1])[:4])  # noqa: E731
+    lines += ["", f"Weakest classes on held-out scenes (class read right, per object): real {weak(c['heldout']['real'])}; "
+              f"reconstructed {weak(c['heldout']['reconstructed'])}; samples at {rep['best_guidance']} {weak(f['heldout'][rep['best_guidance']])}."]
     s = rep["speed_images_per_s"]
     lines += ["", f"Sampling speed (16 captions, codes only): {s['kv_cache']:.1f} images/s with the KV cache, {s['no_cache']:.1f} without: "
               f"**{s['ratio']:.1f}×**. Grid of held-out prompts at {rep['best_guidance']} (green: faithful): `docs/dalle/grid.png`."]

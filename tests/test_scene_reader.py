@@ -30,6 +30,10 @@ def test_attribute_accuracy_counts_a_sample_only_when_every_attribute_is_right()
     pred[2, 0] = 1  # a wrong layout
     acc = scenes.attribute_accuracy(pred, attrs)
     assert acc["all"] == 0.5 and acc["position"] == 0.75 and acc["colour"] == 7 / 8 and acc["class"] == 1.0 and acc["size"] == 1.0
+    assert acc["class_by_class"] == {"3": 1.0, "sneaker": 1.0}
+    pred[0, 1] = 5  # the sneaker (cell 0: slot 0, head 1) misread as a 5
+    pred[3, 4] = 0  # a 3 (cell 1: slot 1, head 4) misread as a 0
+    assert scenes.class_accuracy(pred, attrs) == {"3": 0.75, "sneaker": 0.75}
 
 
 def test_reader_shapes_and_read():

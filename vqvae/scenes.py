@@ -87,7 +87,16 @@ def attribute_accuracy(pred: torch.Tensor, attrs: torch.Tensor) -> dict[str, flo
     """
     ok = pred == slot_labels(attrs)
     return {"all": float(faithful(pred, attrs).float().mean()), "position": float(ok[:, 0].float().mean()),
-            **{name: float(ok[:, [1 + f, 4 + f]].float().mean()) for f, name in enumerate(("class", "colour", "size"))}}
+            **{name: float(ok[:, [1 + f, 4 + f]].float().mean()) for f, name in enumerate(("class", "colour", "size"))},
+            "class_by_class": class_accuracy(pred, attrs)}
+
+
+def class_accuracy(pred: torch.Tensor, attrs: torch.Tensor) -> dict[str, float]:
+    """Per true class (by name, classes present only), the fraction of its objects whose class the reader got right in
+    their slot: which look-alikes (shirt, pullover, coat) hold the faithfulness figure back."""
+    truth = slot_labels(attrs)[:, [1, 4]].reshape(-1)
+    ok = (torch.as_tensor(pred)[:, [1, 4]].reshape(-1) == truth).float()
+    return {CLASS_NAMES[k]: float(ok[truth == k].mean()) for k in truth.unique().tolist()}
 
 
 def held_out_pairs(seed: int = 1234) -> set[tuple[int, int]]:
