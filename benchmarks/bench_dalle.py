@@ -1,6 +1,6 @@
 """DALL-E on the captioned scenes: prompt faithfulness (held-out and seen combinations), guidance, sampling speed.
 
-    python benchmarks/bench_dalle.py --run runs/dalle --reader runs/scene-reader [--prompts 100] [--per-prompt 4]
+    python benchmarks/bench_dalle.py --run runs/dalle --reader runs/scene-reader [READER ...] [--prompts 100] [--per-prompt 4]
         [--guidance 1 2 3 5] [--temperature 1 0.8] [--update-md BENCHMARKS.md]
 
 The reader reads the tokenizer's decoded scenes, so it is trained on them beside the rendered ones:
@@ -38,7 +38,7 @@ from vqvae.commands_dalle import load_dalle  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", default="runs/dalle")
-    ap.add_argument("--reader", default="runs/scene-reader")
+    ap.add_argument("--reader", nargs="+", default=["runs/scene-reader"], help="one reader run, or several read as an ensemble")
     ap.add_argument("--prompts", type=int, default=100)
     ap.add_argument("--per-prompt", type=int, default=4)
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0])
@@ -54,8 +54,8 @@ def main(argv=None) -> int:
            "parameters": sum(p.numel() for p in model.parameters()), "data": cfg.data.name,
            "train_steps": json.loads((Path(args.run) / "eval.json").read_text()).get("step"),
            "test_image_nll": json.loads((Path(args.run) / "eval.json").read_text()).get("image_loss")}
-    rcfg = checkpoint.load_config(args.reader)
-    rep["reader_steps"], rep["reader_reconstructions_from"] = rcfg.train.steps, rcfg.data.reconstructions_from
+    rep["reader_steps"] = [reader_steps(r) for r in args.reader]
+    rep["reader_reconstructions_from"] = checkpoint.load_config(args.reader[0]).data.reconstructions_from
     rep["ceilings"] = {split: dalle_eval.ceilings(reader, tok, n_train, split) for split in ("heldout", "test")}
     print(json.dumps(rep["ceilings"]), flush=True)
     rep["faithfulness"] = {}
@@ -101,18 +101,29 @@ def _cell(a: dict, bold: bool = False) -> str:
     return f"{head} (class {a['class']:.0%}, colour {a['colour']:.0%}, size {a['size']:.0%}, position {a['position']:.0%})"
 
 
+def reader_steps(run: str) -> int:
+    """A reader run's training steps, counting the runs it was fine-tuned from (``train.init_from``)."""
+    cfg = checkpoint.load_config(run)
+    return cfg.train.steps + (reader_steps(cfg.train.init_from) if cfg.train.init_from else 0)
+
+
 def reader_text(rep: dict) -> str:
     src = rep.get("reader_reconstructions_from")
     how = (f"the rendered scenes of every colour-class pair (training glyphs) and the tokenizer {src}'s reconstructions of them, "
            "so it reads decoded scenes" if src else "the crisp rendered scenes only")
-    return (f"The reader (`vqvae classifier train --data scenes`, {rep.get('reader_steps')} steps) trains on {how}; "
+    steps = rep.get("reader_steps") or []
+    steps = [steps] if isinstance(steps, int) else steps
+    who = (f"The reader (`vqvae classifier train --data scenes`, {steps[0]} steps)" if len(steps) == 1 else
+           f"The reader, an ensemble of {len(steps)} runs of `vqvae classifier train --data scenes` ({' / '.join(map(str, steps))} steps; "
+           "per head, the sum of their log-probabilities),")
+    return (f"{who} trains on {how}; "
             "its ceilings below bound any figure read through it.")
 
 
 def markdown(rep: dict, args) -> str:
     c = rep["ceilings"]
     lines = [f"### Prompt faithfulness on the captioned scenes ({rep['date']}, {rep['device']})", "",
-             f"`python benchmarks/bench_dalle.py --run {args.run} --reader {args.reader} --prompts {args.prompts} --per-prompt {args.per_prompt} "
+             f"`python benchmarks/bench_dalle.py --run {args.run} --reader {' '.join(args.reader)} --prompts {args.prompts} --per-prompt {args.per_prompt} "
              f"--guidance {' '.join(f'{g:g}' for g in args.guidance)} --temperature {' '.join(f'{t:g}' for t in args.temperature)} "
              "--update-md BENCHMARKS.md`", "",
              f"Transformer: {rep['parameters'] / 1e6:.2f} M parameters, {rep['train_steps']} steps on {rep['data']}; test image NLL "

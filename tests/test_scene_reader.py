@@ -47,6 +47,42 @@ def test_reader_shapes_and_read():
         reader(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
 
 
+def _reader(seed: int):
+    torch.manual_seed(seed)
+    return create_model("scene-reader", SceneReaderConfig(width=4, feature_dim=8)).eval()
+
+
+def test_reader_ensemble_sums_log_probabilities_over_the_joint_layout():
+    from vqvae.models.scene_reader import ReaderEnsemble
+
+    x = torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8)
+    a, b = _reader(0), _reader(1)
+    # the reader's own layout, passed back in, changes nothing
+    assert torch.equal(a(x, side=a.read_layout(x).argmax(1)), a(x))
+    # a member that knows nothing (zero final layers: uniform heads) leaves the other's reading as it was
+    blank = _reader(2)
+    for lin in (blank.layout[-1], blank.head[-1]):
+        torch.nn.init.zeros_(lin.weight), torch.nn.init.zeros_(lin.bias)
+    assert torch.equal(ReaderEnsemble([a, blank]).read(x), a.read(x))
+    # oracle, computed by hand: joint layout from the summed layout log-probs, then each head's summed log-probs
+    # with both members reading the halves of that layout
+    side = (a.read_layout(x).log_softmax(1) + b.read_layout(x).log_softmax(1)).argmax(1)
+    heads = [ha.log_softmax(1) + hb.log_softmax(1) for ha, hb in zip(a.split(a(x, side=side)), b.split(b(x, side=side)))]
+    want = torch.stack([side] + [h.argmax(1) for h in heads[1:]], 1)
+    assert torch.equal(ReaderEnsemble([a, b]).read(x, batch_size=4), want)
+    with pytest.raises(ValueError, match="at least one"):
+        ReaderEnsemble([])
+
+
+def test_load_reader_reads_a_list_of_runs_as_an_ensemble(reader_run):
+    from vqvae.models.scene_reader import ReaderEnsemble
+
+    ens = dalle_eval.load_reader([reader_run, reader_run])
+    assert isinstance(ens, ReaderEnsemble)
+    x = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
+    assert torch.equal(ens.read(x), dalle_eval.load_reader(reader_run).read(x))  # twice the same reader reads as one
+
+
 def test_reader_reads_each_slot_from_its_own_half():
     # oracle: the layout head picks top/bottom or left/right halves, and each slot's logits are the object net's on that half
     torch.manual_seed(0)

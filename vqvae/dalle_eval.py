@@ -22,11 +22,19 @@ from vqvae import checkpoint, inference, scenes
 from vqvae.errors import VQVAEError
 
 
-def load_reader(run: str | Path, device="cpu"):
-    cfg, model = checkpoint.load_run(run, device=device)
-    if cfg.arch != "scene-reader":
-        raise VQVAEError(f"{run} is a {cfg.arch} run, not a scene reader (train one with: vqvae classifier train --data scenes)")
-    return model
+def load_reader(run: str | Path | list, device="cpu"):
+    """The scene reader in ``run``, or with a list of runs their :class:`~vqvae.models.scene_reader.ReaderEnsemble`
+    (anything with ``read(images) -> labels``)."""
+    from vqvae.models.scene_reader import ReaderEnsemble
+
+    runs = [run] if isinstance(run, (str, Path)) else list(run)
+    readers = []
+    for r in runs:
+        cfg, model = checkpoint.load_run(r, device=device)
+        if cfg.arch != "scene-reader":
+            raise VQVAEError(f"{r} is a {cfg.arch} run, not a scene reader (train one with: vqvae classifier train --data scenes)")
+        readers.append(model)
+    return readers[0] if len(readers) == 1 else ReaderEnsemble(readers)
 
 
 def prompts(n_train: int, split: str, n: int, root: str | None = None) -> tuple[list[str], torch.Tensor]:
