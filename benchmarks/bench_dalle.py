@@ -6,6 +6,9 @@
 The reader reads the tokenizer's decoded scenes, so it is trained on them beside the rendered ones:
 ``vqvae classifier train --data scenes --data.reconstructions_from=runs/scenes-tok --out runs/scene-reader``.
 
+Several ``--reader`` runs are read as one ensemble (:class:`vqvae.models.scene_reader.ReaderEnsemble`): one small
+reader's figure on samples moves by a few points with its training run, an ensemble's less.
+
 * Ceilings: the reader's accuracy on the real ``heldout`` and ``test`` scenes,
   and on the tokenizer's reconstructions of them.
 * Faithfulness: ``per-prompt`` samples for each of the first ``prompts``
