@@ -78,12 +78,13 @@ def faithful(pred: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
     return (pred == slot_labels(attrs)).all(1)
 
 
-def attribute_accuracy(pred: torch.Tensor, attrs: torch.Tensor) -> dict[str, float]:
+def attribute_accuracy(pred: torch.Tensor, attrs: torch.Tensor) -> dict:
     """How well predicted reader labels ``(N, 7)`` match the scenes' attributes ``(N, 2, 4)``.
 
     ``all``: the fraction of scenes with every attribute right (the faithfulness of a generated scene to its caption:
     layout, and each object's class, colour and size in its place); then one accuracy per attribute kind, with
-    ``position`` the layout, and class / colour / size counted over both objects.
+    ``position`` the layout, and class / colour / size counted over both objects; ``class_by_class``: the class
+    accuracy per true class (:func:`class_accuracy`).
     """
     ok = pred == slot_labels(attrs)
     return {"all": float(faithful(pred, attrs).float().mean()), "position": float(ok[:, 0].float().mean()),

@@ -134,12 +134,14 @@ class ReaderEnsemble:
             r.eval()
         dev = next(self.readers[0].parameters()).device
         out = []
-        for s in range(0, x.shape[0], batch_size):
-            xs = x[s : s + batch_size].to(dev)
-            layout = sum(r.read_layout(xs).log_softmax(1) for r in self.readers)
-            side = layout.argmax(1)
-            heads = [sum(h.log_softmax(1) for h in hs) for hs in zip(*(r.split(r(xs, side=side)) for r in self.readers))]
-            out.append(torch.stack([side] + [h.argmax(1) for h in heads[1:]], 1).cpu())
-        for r, w in zip(self.readers, was):
-            r.train(w)
+        try:
+            for s in range(0, x.shape[0], batch_size):
+                xs = x[s : s + batch_size].to(dev)
+                layout = sum(r.read_layout(xs).log_softmax(1) for r in self.readers)
+                side = layout.argmax(1)
+                heads = [sum(h.log_softmax(1) for h in hs) for hs in zip(*(r.split(r(xs, side=side)) for r in self.readers))]
+                out.append(torch.stack([side] + [h.argmax(1) for h in heads[1:]], 1).cpu())
+        finally:
+            for r, w in zip(self.readers, was):
+                r.train(w)
         return torch.cat(out)
