@@ -104,6 +104,11 @@ def _cell(a: dict, bold: bool = False) -> str:
     return f"{head} (class {a['class']:.0%}, colour {a['colour']:.0%}, size {a['size']:.0%}, position {a['position']:.0%})"
 
 
+def weak(acc: dict, n: int = 4) -> str:
+    """The ``n`` classes read worst in an accuracy dict (:func:`vqvae.scenes.attribute_accuracy`), with their accuracy."""
+    return ", ".join(f"{k} {v:.0%}" for k, v in sorted(acc["class_by_class"].items(), key=lambda kv: kv[1])[:n])
+
+
 def reader_steps(run: str) -> int:
     """A reader run's training steps, counting the runs it was fine-tuned from (``train.init_from``)."""
     cfg = checkpoint.load_config(run)
@@ -140,7 +145,6 @@ def markdown(rep: dict, args) -> str:
     for g in f["heldout"]:
         h, t = f["heldout"][g], f["test"][g]
         lines.append(f"| samples, {g} | {_cell(h, bold=True)} | {t['all']:.1%} |")
-    weak = lambda a: ", ".join(f"{k} {v:.0%}" for k, v in sorted(a["class_by_class"].items(), key=lambda kv: kv[1])[:4])  # noqa: E731
     lines += ["", f"Weakest classes on held-out scenes (class read right, per object): real {weak(c['heldout']['real'])}; "
               f"reconstructed {weak(c['heldout']['reconstructed'])}; samples at {rep['best_guidance']} {weak(f['heldout'][rep['best_guidance']])}."]
     s = rep["speed_images_per_s"]

@@ -16,7 +16,7 @@ net never sees the other object: a whole-scene net (the first version, three
 conv stages flattened at 8 x 8) had to learn every class at every place and
 read 83 % of the objects' classes on real held-out scenes, which put its
 ceiling (67.7 % of scenes fully right) below the 70 % goal it scores; the
-per-half reader reads 90-91 % of them (82-84 % of scenes, BENCHMARKS.md). The halves
+per-half reader reads 90-92 % of them (82-84 % of scenes, BENCHMARKS.md). The halves
 are chosen by the predicted layout (argmax, no gradient), in training too, so
 the object net trains on the right halves once the layout head is right.
 
@@ -77,11 +77,15 @@ class SceneReader(nn.Module):
         f = self.body(half)
         return self.head(torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1))
 
-    def read_layout(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 scenes ``(B, 3, 64, 64)`` -> the layout logits ``(B, 2)`` (0: one object above the other, 1: side by side)."""
+    @staticmethod
+    def _input(x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1:] != (3, 64, 64):
             raise ValueError(f"expected uint8 scenes (B, 3, 64, 64), got {tuple(x.shape)}")
-        return self.layout(losses.to_input(x))
+        return losses.to_input(x)
+
+    def read_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 scenes ``(B, 3, 64, 64)`` -> the layout logits ``(B, 2)`` (0: one object above the other, 1: side by side)."""
+        return self.layout(self._input(x))
 
     def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 scenes ``(B, 3, 64, 64)`` -> the heads' logits, concatenated ``(B, sum(head_sizes))``.
@@ -89,8 +93,8 @@ class SceneReader(nn.Module):
         ``side`` ``(B,)``: the layout whose halves the objects are read from (default: this reader's own argmax; an
         ensemble passes its joint layout, so every member reads the same halves).
         """
-        layout = self.read_layout(x)
-        x = losses.to_input(x)
+        x = self._input(x)
+        layout = self.layout(x)
         side = layout.argmax(1) if side is None else side.to(layout.device)
         objects = x.new_zeros(x.shape[0], 2 * self.object_size)
         for s in (0, 1):
