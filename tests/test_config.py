@@ -15,6 +15,9 @@ def test_every_preset_builds():
             cfg = load_config(name, None, {"model": {"text_vocab": 1100, "height": 8, "width": 8}})
             cfg.validate()
             assert cfg.arch == "dalle" and cfg.model.seq_len == 16 + 64
+        elif name == "clip":  # the text vocabulary comes from the run's BPE
+            cfg = load_config(name, None, {"model": {"text_vocab": 300}})
+            assert cfg.arch == "clip" and cfg.model.text_len == 16
         else:
             cfg = load_config(name, None)
             assert cfg.arch == (read_yaml(name).get("arch") or "vqvae")

@@ -101,3 +101,31 @@ def test_empty_caption_and_bad_input():
         m(text, codes[:, :2])
     with pytest.raises(ValueError, match="another text tokenizer"):
         m.generate(torch.full((1, 5), 25))
+
+
+def test_image_log_prob_and_caption_score_match_step_by_step():
+    m = model()
+    text, codes = batch(m, 2)
+    c = m.config
+    img = codes.reshape(2, -1)
+
+    def step_by_step(txt):  # an independent path: the KV-cached decoder, one code at a time
+        shape = (c.n_layer, 2, c.n_head, c.seq_len, c.n_embd // c.n_head)
+        cache = (torch.zeros(shape), torch.zeros(shape))
+        with torch.no_grad():
+            h = m._blocks(m._embed_text(txt), 0, cache)[:, -1]
+            total = torch.zeros(2)
+            for t in range(c.image_len):
+                total += torch.log_softmax(m.image_head(h), -1).gather(1, img[:, t : t + 1]).squeeze(1)
+                if t + 1 < c.image_len:
+                    h = m._blocks(m._embed_image(img[:, t : t + 1], t), c.text_len + t, cache)[:, -1]
+        return total
+
+    lp = m.image_log_prob(text, codes)
+    torch.testing.assert_close(lp, step_by_step(text), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(-lp.mean() / c.image_len, m(text, codes).image_loss, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m.caption_score(text, codes), lp - step_by_step(m.empty_caption(2)), atol=1e-4, rtol=1e-5)
+    m.train()  # scoring is in eval mode (no caption dropout) and restores the mode
+    m.config.caption_dropout = 1.0
+    torch.testing.assert_close(m.image_log_prob(text, codes), lp)
+    assert m.training

@@ -57,9 +57,67 @@ def test_generate_and_its_errors(runs, tmp_path, capsys):
     assert "only the first 24" in capsys.readouterr().out
     for argv, msg in [(["generate", str(run), "  ", "-o", str(out)], "prompt is empty"),
                       (["generate", str(tok), "a red 3", "-o", str(out)], "not a prior"),
-                      (["generate", str(run), "a red 3", "-n", "0", "-o", str(out)], "-n must be"),
+                      (["generate", str(run), "a red 3", "-n", "0", "-o", str(out)], "-n and --candidates must be"),
                       (["dalle", "train", "--tokenizer", str(tok), "--data", "mnist", "--out", str(tmp_path / "x")], "captioned images")]:
         capsys.readouterr()
+        assert main(argv) == 2, argv
+        assert msg in capsys.readouterr().err
+
+
+def test_reranking_keeps_the_best_scored_candidates(runs, tmp_path, capsys):
+    from vqvae import dalle_eval, inference
+    from vqvae.commands_dalle import load_dalle
+
+    _, _, run = runs
+    _, model, text, tok = load_dalle(run)
+    caps = ["a red 3 above a small blue sneaker", "a green 7 left of a big yellow bag"]
+    d = dalle_eval.draw(model, text, tok, caps, per_prompt=2, guidance=2.0, candidates=3, seed=4)
+    assert d.images.shape[0] == 4 and d.candidates.shape[0] == d.codes.shape[0] == d.scores.shape[0] == 12
+    assert torch.equal(d.images, d.candidates[d.kept])
+    ids = torch.stack([text.encode(c, warn=False) for c in caps])
+    torch.testing.assert_close(d.scores, model.caption_score(ids.repeat_interleave(6, 0), d.codes))  # recomputed in one batch
+    for i in range(2):  # each caption keeps its own two best of six
+        own = d.kept[2 * i : 2 * i + 2]
+        assert ((own >= 6 * i) & (own < 6 * i + 6)).all()
+        rest = [j for j in range(6 * i, 6 * i + 6) if j not in own.tolist()]
+        assert d.scores[own].min() >= d.scores[rest].max()
+    assert (inference.decode(tok, d.codes[d.kept]).int() - d.images.int()).abs().max() <= 1
+    plain = dalle_eval.draw(model, text, tok, caps, per_prompt=2, guidance=2.0, seed=4)  # one candidate: the sampler's draw as is
+    want = model.generate(ids.repeat_interleave(2, 0), guidance=2.0, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(plain.codes, want) and plain.scores.numel() == 0 and torch.equal(plain.kept, torch.arange(4))
+    out = tmp_path / "r.png"
+    assert main(["generate", str(run), caps[0], "-n", "2", "--candidates", "3", "-o", str(out)]) == 0
+    assert out.is_file() and "the best 2 of 6" in capsys.readouterr().out
+    assert main(["generate", str(run), caps[0], "--candidates", "0", "-o", str(out)]) == 2
+    assert "--candidates must be" in capsys.readouterr().err
+
+
+def test_clip_trains_on_the_train_split_and_reranks(runs, tmp_path, capsys):
+    from vqvae import dalle_eval
+    from vqvae.commands_dalle import load_dalle
+
+    _, tok, run = runs
+    clip_run = tmp_path / "clip"
+    assert main(["clip", "train", "--data", "scenes:40", "--out", str(clip_run), "--steps", "2", "--no-progress", "--train.batch_size=8",
+                 "--train.eval_images=16", "--model.width=4", "--model.n_embd=16", "--model.n_head=2", "--model.n_layer=1",
+                 "--model.bpe_vocab=300", f"--data.reconstructions_from={tok}"]) == 0
+    assert "on 80 captioned images" in capsys.readouterr().out  # 40 scenes and the tokenizer's reconstructions of them
+    final = json.loads((clip_run / "eval.json").read_text())
+    assert 0 <= final["accuracy"] <= 1 and final["batch"] == 8 and final["loss"] > 0
+    clip = dalle_eval.load_clip(clip_run)
+    _, model, text, tok_model = load_dalle(run)
+    caps = ["a red 3 above a small blue sneaker", "a green 7 left of a big yellow bag"]
+    d = dalle_eval.draw(model, text, tok_model, caps, per_prompt=1, candidates=3, seed=2, clip=clip)
+    assert d.images.shape[0] == 2
+    torch.testing.assert_close(d.scores, clip.score(d.candidates, [c for c in caps for _ in range(3)]))
+    for i in range(2):
+        assert d.scores[d.kept[i]] == d.scores[3 * i : 3 * i + 3].max()
+    out = tmp_path / "c.png"
+    assert main(["generate", str(run), caps[0], "-n", "2", "--candidates", "2", "--clip", str(clip_run), "-o", str(out)]) == 0
+    assert "the best 2 of 4 by CLIP" in capsys.readouterr().out
+    for argv, msg in [(["generate", str(run), caps[0], "--clip", str(clip_run), "-o", str(out)], "pass --candidates"),
+                      (["generate", str(run), caps[0], "--candidates", "2", "--clip", str(run), "-o", str(out)], "not a CLIP"),
+                      (["clip", "train", "--data", "scenes:40", "--out", str(clip_run)], "already holds a run")]:
         assert main(argv) == 2, argv
         assert msg in capsys.readouterr().err
 

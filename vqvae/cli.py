@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     dat.add_argument("--tokenizer", required=True, help="the image tokenizer's run directory (a VQ-VAE or a dVAE)")
     dat.add_argument("--data", help="captioned data: scenes or scenes:N (default: the tokenizer's dataset)")
     _budget_args(dat)
+    cl = sub.add_parser("clip", help="a small CLIP (contrastive image-text model) that reranks DALL-E's samples")
+    cls_ = cl.add_subparsers(dest="clip_command", required=True)
+    ct = cls_.add_parser("train", help="train CLIP on a captioned dataset's train split (preset vqvae/configs/clip.yaml)",
+                         epilog="Overrides: --data.reconstructions_from=runs/scenes-tok --model.width=32 --train.steps=4000 ...")
+    ct.add_argument("--data", help="captioned data: scenes, scenes:N or coco (default: the preset's)")
+    _budget_args(ct)
     ge = sub.add_parser("generate", help="draw images for a caption with a DALL-E run")
     ge.add_argument("run")
     ge.add_argument("prompt")
@@ -72,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     ge.add_argument("--top-k", type=int, default=0)
     ge.add_argument("--top-p", type=float, default=1.0)
     ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--candidates", type=int, default=1,
+                    help="draw this many images per output and keep the best (DALL-E's reranking): by --clip, else the transformer's caption score")
+    ge.add_argument("--clip", help="a CLIP run (vqvae clip train) that ranks the candidates")
     ge.add_argument("-o", "--out", required=True, help="PNG grid")
     ge.add_argument("--device", default="auto")
 
@@ -161,7 +170,7 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-TAKES_OVERRIDES = ("train", "prior", "classifier", "dvae", "dalle")
+TAKES_OVERRIDES = ("train", "prior", "classifier", "dvae", "dalle", "clip")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,15 +190,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "prior":
             commands_prior.train_prior(args.tokenizer, args.arch, args.conditional, args.config, args.out, args.steps, args.minutes,
                                        args.resume, args.data_root, extra, not args.no_progress, args.tile)
-        elif args.command in ("dalle", "generate"):
+        elif args.command in ("dalle", "generate", "clip"):
             from vqvae import commands_dalle
 
-            if args.command == "dalle":
+            if args.command == "clip":
+                commands_dalle.train_clip(args.data, args.config, args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
+                                          not args.no_progress)
+            elif args.command == "dalle":
                 commands_dalle.train_dalle(args.tokenizer, args.data, args.config, args.out, args.steps, args.minutes, args.resume,
                                            args.data_root, extra, not args.no_progress)
             else:
                 commands_dalle.generate(args.run, args.prompt, args.n, args.guidance, args.temperature, args.top_k, args.top_p,
-                                        args.seed, args.out, args.device)
+                                        args.seed, args.out, args.device, args.candidates, args.clip)
         elif args.command == "dvae":
             commands.train(args.data, args.config or "dvae", args.out, args.steps, args.minutes, args.resume, args.data_root, extra,
                            not args.no_progress)

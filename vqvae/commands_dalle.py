@@ -4,8 +4,8 @@
 BPE on the training captions (saved as ``text.json`` in the run), encodes the
 images with the tokenizer (a VQ-VAE or a dVAE), and trains the text+image
 transformer with the project's Trainer (progress, metrics, checkpoints,
-``--resume``). ``generate RUN "prompt" -n 16 [--guidance G] -o grid.png`` draws
-images for a caption.
+``--resume``). ``generate RUN "prompt" -n 16 [--guidance G] [--candidates C] -o grid.png``
+draws images for a caption (with ``C > 1``, the best 16 of ``16 C`` by the transformer's caption score).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from vqvae import checkpoint, codes, inference, plots
+from vqvae import checkpoint, codes, dalle_eval, plots
 from vqvae.config import build, merge, parse_overrides, read_yaml
 from vqvae.errors import VQVAEError
 from vqvae.text import TextTokenizer
@@ -83,6 +83,49 @@ def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str |
     return final
 
 
+def train_clip(data: str | None, config: str | None, out: str | None, steps: int | None, minutes: float | None, resume: bool,
+               data_root: str | None, overrides: list[str], progress: bool = True) -> dict:
+    """``vqvae clip train``: CLIP (:mod:`vqvae.models.clip`) on a captioned dataset's train split, with its own BPE."""
+    from vqvae.captioned import captioned_split
+    from vqvae.data import ImageSet
+    from vqvae.splits import reconstructed
+    from vqvae.train import Trainer
+
+    over = merge(parse_overrides(overrides), {"train": {k: v for k, v in (("steps", steps), ("minutes", minutes)) if v is not None}})
+    run_dir = Path(out or f"runs/clip-{time.strftime('%Y%m%d-%H%M%S')}")
+    if resume:
+        cfg = build(merge(checkpoint.load_config(run_dir).to_dict(), over))
+        text = TextTokenizer.load(run_dir / TEXT_FILE)
+    else:
+        if (run_dir / checkpoint.STATE).exists():
+            raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
+        raw = merge(read_yaml(config or "clip"), over)
+        name = data or raw.get("data", {}).get("name") or "scenes"
+        m = raw.get("model", {})
+        images, captions = captioned_split(name, "train", data_root, target=int(m.get("image_size", 64)))
+        text = TextTokenizer.train(captions, vocab_size=int(m.get("bpe_vocab", 1024)), text_len=int(m.get("text_len", 16)))
+        fixed = {"arch": "clip", "data": {"name": name, "hflip": False, "crop": 0},
+                 "model": {"text_vocab": text.total_size, "in_channels": images.shape[1], "image_size": images.shape[-1]}}
+        cfg = build(merge(raw, fixed))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        text.save(run_dir / TEXT_FILE)
+    sets = []
+    for split in ("train", "test"):
+        images, captions = captioned_split(cfg.data.name, split, data_root, target=cfg.model.image_size)
+        if split == "train" and cfg.data.reconstructions_from:  # decoded images too, as the reranker will read samples
+            images, captions = torch.cat([images, reconstructed(cfg.data.reconstructions_from, images, progress)]), captions * 2
+        ids = torch.stack([text.encode(c, warn=False) for c in captions])
+        sets.append(ImageSet(images, ids, None, f"{cfg.data.name} {split}"))
+    trainer = Trainer(cfg, run_dir, sets[0], sets[1], resume=resume, progress=progress)
+    n_par = sum(p.numel() for p in trainer.model.parameters())
+    print(f"training CLIP ({n_par / 1e6:.2f}M parameters) on {len(sets[0])} captioned images of {cfg.data.name} on {trainer.device} -> {run_dir}")
+    final = trainer.fit()
+    checkpoint.atomic_write(run_dir / "eval.json", json.dumps(final, indent=2).encode())
+    print(f"step {final['step']}: test InfoNCE {final['loss']:.4f}, image -> caption top-1 {final['accuracy']:.1%} "
+          f"among {final['batch']}")
+    return final
+
+
 def load_dalle(run: str | Path, device="cpu"):
     """``(cfg, transformer, text tokenizer, tokenizer)`` of a DALL-E run, the tokenizer checked by fingerprint."""
     cfg, model, tok_cfg, tok = codes.load_prior(run, device=device)
@@ -96,25 +139,28 @@ def load_dalle(run: str | Path, device="cpu"):
 
 
 def generate(run: str, prompt: str, n: int, guidance: float, temperature: float, top_k: int, top_p: float, seed: int, out: str,
-             device: str = "auto") -> Path:
-    if n < 1:
-        raise VQVAEError(f"-n must be >= 1, got {n}")
+             device: str = "auto", candidates: int = 1, clip_run: str | None = None) -> Path:
+    if n < 1 or candidates < 1:
+        raise VQVAEError(f"-n and --candidates must be >= 1, got {n} and {candidates}")
+    if clip_run and candidates == 1:
+        raise VQVAEError("--clip ranks candidates: pass --candidates C > 1 with it")
     if temperature <= 0 or top_k < 0 or not 0 < top_p <= 1 or guidance < 0:
         raise VQVAEError("need --temperature > 0, --top-k >= 0, --top-p in (0, 1] and --guidance >= 0")
     dev = pick_device(device)
     cfg, model, text, tok = load_dalle(run, dev)
+    clip = dalle_eval.load_clip(clip_run, dev) if clip_run else None
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ids = text.encode(prompt)
+        text.encode(prompt)
     for w in caught:
         print(f"warning: {w.message}")
-    z = model.eval().generate(ids[None].expand(n, -1).to(dev), guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p,
-                              generator=torch.Generator().manual_seed(seed))
-    images = inference.decode(tok, z.cpu())
+    images = dalle_eval.draw(model.eval(), text, tok, [prompt], n, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p,
+                             seed=seed, candidates=candidates, progress=n * candidates > 256, clip=clip).images
     plots.save_grid(images, out, nrow=min(n, 8), scale=max(1, 64 // images.shape[-1]))
-    print(f"{n} images for {prompt!r} (guidance {guidance:g}) -> {out}")
+    best = f", the best {n} of {n * candidates} by {'CLIP' if clip else 'caption score'}" if candidates > 1 else ""
+    print(f"{n} images for {prompt!r} (guidance {guidance:g}{best}) -> {out}")
     return Path(out)
 
 

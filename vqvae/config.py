@@ -40,7 +40,7 @@ class DataConfig:
     clip_length: int = 8192  # samples per clip (centre-cropped or zero-padded)
     trim: bool = True  # trim leading/trailing silence
     label: str = "speaker"  # what labels are: "speaker" or "digit" (FSDD); "attributes" for the scenes (the scene reader's)
-    reconstructions_from: str = ""  # classifiers (scene reader, audio): a tokenizer run; train on its reconstructions of the
+    reconstructions_from: str = ""  # classifiers (scene reader, audio), CLIP: a tokenizer run; train on its reconstructions of the
     #                                 training split too, so the classifier reads decoded (generated, converted) data
 
     def validate(self) -> None:
@@ -130,8 +130,8 @@ class RunConfig:
         self.data.validate()
         self.model.validate()
         self.train.validate()
-        if self.data.reconstructions_from and self.arch not in ("classifier", "scene-reader"):
-            raise ConfigError(f"data.reconstructions_from is for classifiers (the scene reader, audio classifiers), not arch {self.arch}")
+        if self.data.reconstructions_from and self.arch not in ("classifier", "scene-reader", "clip"):
+            raise ConfigError(f"data.reconstructions_from is for classifiers (the scene reader, audio classifiers) and CLIP, not arch {self.arch}")
 
 
 def _convert(value, tp, key: str):

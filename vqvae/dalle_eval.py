@@ -14,12 +14,25 @@ reach at best).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from vqvae import checkpoint, inference, scenes
 from vqvae.errors import VQVAEError
+
+
+@dataclass
+class Drawn:
+    """What :func:`draw` returns: the kept ``images`` (uint8, caption-major); every drawn candidate, its codes and
+    its caption score (empty without reranking); and the indices of the kept ones (``candidates[kept] == images``)."""
+
+    images: torch.Tensor
+    candidates: torch.Tensor
+    codes: torch.Tensor
+    scores: torch.Tensor
+    kept: torch.Tensor
 
 
 def load_reader(run: str | Path | list, device="cpu"):
@@ -52,26 +65,80 @@ def ceilings(reader, tok, n_train: int, split: str, root: str | None = None) -> 
             "reconstructed": scenes.attribute_accuracy(reader.read(recon), sc.attrs)}
 
 
+@dataclass
+class ClipScorer:
+    """A CLIP run (:mod:`vqvae.models.clip`) with its own text tokenizer: ``score(images, captions) -> (B,)``."""
+
+    model: torch.nn.Module
+    text: object
+
+    def score(self, images: torch.Tensor, captions: list[str], batch: int = 512) -> torch.Tensor:
+        dev = next(self.model.parameters()).device
+        ids = torch.stack([self.text.encode(c, warn=False) for c in captions])
+        return torch.cat([self.model.score(images[s : s + batch].to(dev), ids[s : s + batch].to(dev)).cpu()
+                          for s in range(0, len(captions), batch)])
+
+
+def load_clip(run: str | Path, device="cpu") -> ClipScorer:
+    """The CLIP in ``run`` (``vqvae clip train``), ready to rank images against captions."""
+    from vqvae.commands_dalle import TEXT_FILE
+    from vqvae.text import TextTokenizer
+
+    cfg, model = checkpoint.load_run(run, device=device)
+    if cfg.arch != "clip":
+        raise VQVAEError(f"{run} is a {cfg.arch} run, not a CLIP (train one with: vqvae clip train --data scenes)")
+    return ClipScorer(model.eval(), TextTokenizer.load(Path(run) / TEXT_FILE))
+
+
 def draw(model, text, tok, captions: list[str], per_prompt: int, guidance: float = 1.0, temperature: float = 1.0,
-         top_k: int = 0, top_p: float = 1.0, seed: int = 0, batch: int = 256, progress: bool = False) -> torch.Tensor:
-    """``per_prompt`` uint8 images for each caption, ``(len(captions) * per_prompt, C, H, W)`` (caption-major)."""
+         top_k: int = 0, top_p: float = 1.0, seed: int = 0, batch: int = 256, progress: bool = False, candidates: int = 1,
+         clip: ClipScorer | None = None) -> Drawn:
+    """``per_prompt`` images for each caption (caption-major), as a :class:`Drawn`.
+
+    With ``candidates = c > 1`` it draws ``c * per_prompt`` images per caption and keeps the ``per_prompt`` ranked
+    highest (DALL-E's reranking): by ``clip`` (:func:`load_clip`), else by the transformer's own
+    :meth:`~vqvae.models.dalle.Dalle.caption_score`.
+    """
     from tqdm import tqdm
 
+    if candidates < 1 or per_prompt < 1:
+        raise VQVAEError(f"need per_prompt >= 1 and candidates >= 1, got {per_prompt} and {candidates}")
     dev = next(model.parameters()).device
-    ids = torch.stack([text.encode(c, warn=False) for c in captions]).repeat_interleave(per_prompt, 0)
+    n = per_prompt * candidates
+    caps = [c for c in captions for _ in range(n)]
+    ids = torch.stack([text.encode(c, warn=False) for c in captions]).repeat_interleave(n, 0)
     gen = torch.Generator().manual_seed(seed)
-    out = []
+    codes, images, score = [], [], []
     for s in tqdm(range(0, ids.shape[0], batch), desc="sampling", disable=not progress, leave=False):
-        z = model.generate(ids[s : s + batch].to(dev), guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
-        out.append(inference.decode(tok, z.cpu()))
-    return torch.cat(out)
+        t = ids[s : s + batch].to(dev)
+        z = model.generate(t, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+        codes.append(z.cpu())
+        images.append(inference.decode(tok, z.cpu()))
+        if candidates > 1:
+            score.append(clip.score(images[-1], caps[s : s + batch]) if clip is not None else model.caption_score(t, z).cpu())
+    codes, images = torch.cat(codes), torch.cat(images)
+    score = torch.cat(score) if score else torch.empty(0)
+    keep = torch.arange(codes.shape[0])
+    if candidates > 1:
+        best = score.view(len(captions), n).topk(per_prompt, dim=1).indices.sort(dim=1).values
+        keep = (best + n * torch.arange(len(captions))[:, None]).reshape(-1)
+    return Drawn(images=images[keep], candidates=images, codes=codes, scores=score, kept=keep)
 
 
 def faithfulness(model, text, tok, reader, captions: list[str], attrs: torch.Tensor, per_prompt: int = 4, **sampling) -> tuple[dict, torch.Tensor]:
-    """``(accuracies, images)``: the fraction of samples with every attribute of their caption right, and per attribute."""
-    images = draw(model, text, tok, captions, per_prompt, **sampling)
-    acc = scenes.attribute_accuracy(reader.read(images), attrs.repeat_interleave(per_prompt, 0))
-    return {**acc, "samples": images.shape[0], "prompts": len(captions)}, images
+    """``(accuracies, images)``: the fraction of kept samples with every attribute of their caption right, and per attribute.
+
+    With ``candidates > 1`` (see :func:`draw`) ``accuracies["unranked"]`` reads every candidate as well: the
+    same draw without reranking, over ``candidates`` times as many samples.
+    """
+    d = draw(model, text, tok, captions, per_prompt, **sampling)
+    acc = scenes.attribute_accuracy(reader.read(d.images), attrs.repeat_interleave(per_prompt, 0))
+    acc = {**acc, "samples": d.images.shape[0], "prompts": len(captions)}
+    if d.candidates.shape[0] > d.images.shape[0]:
+        per = d.candidates.shape[0] // len(captions)
+        acc["unranked"] = {**scenes.attribute_accuracy(reader.read(d.candidates), attrs.repeat_interleave(per, 0)),
+                           "samples": d.candidates.shape[0]}
+    return acc, d.images
 
 
 def sampling_speed(model, text, captions: list[str], use_cache: bool, repeats: int = 1) -> float:

@@ -16,14 +16,14 @@ from vqvae.errors import DataError
 from vqvae.models import AUDIO_ARCHS
 
 
-def _reconstructed(run: str, images: torch.Tensor, progress: bool = True) -> torch.Tensor:
-    """``images`` passed through the tokenizer in ``run`` (encode, decode), for the scene reader."""
+def reconstructed(run: str, images: torch.Tensor, progress: bool = True) -> torch.Tensor:
+    """``images`` passed through the tokenizer in ``run`` (encode, decode), for the scene reader and CLIP."""
     from vqvae import checkpoint, inference
 
     _, tok = checkpoint.load_run(run)
     if getattr(tok.config, "in_channels", images.shape[1]) != images.shape[1]:
         raise DataError(f"data.reconstructions_from={run} is a tokenizer for {tok.config.in_channels}-channel images; the scenes are RGB")
-    return inference.reconstruct(tok, images, batch_size=256, desc="reconstructing the reader's scenes" if progress else None)
+    return inference.reconstruct(tok, images, batch_size=256, desc="reconstructing the training images" if progress else None)
 
 
 def _with_audio_reconstructions(run: str, ds):
@@ -64,7 +64,7 @@ def load_split(cfg, split: str, data_root: str | None = None, progress: bool = T
         sc = scenes.scene_split(n, "reader" if split == "train" else split, root)  # the reader trains on every colour-class pair
         images, labels = sc.images.clone(), scenes.slot_labels(sc.attrs)
         if split == "train" and d.reconstructions_from:
-            images = torch.cat([images, _reconstructed(d.reconstructions_from, images, progress)])
+            images = torch.cat([images, reconstructed(d.reconstructions_from, images, progress)])
             labels = torch.cat([labels, labels])
         return ImageSet(images, labels, [name for name, _ in scenes.HEADS], d.name)
     if not is_audio(cfg):

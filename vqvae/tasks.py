@@ -11,6 +11,7 @@ it checks or fills in from the data before the model is built:
   nats per code; evaluated as test NLL in bits per code.
 * ``classifier``: uint8 images (or waveforms) + labels -> cross-entropy; evaluated as accuracy.
 * ``scene-reader``: scenes + attribute labels -> seven heads' cross-entropies.
+* ``clip``: uint8 images + caption ids -> the symmetric InfoNCE; evaluated as in-batch retrieval.
 * ``audio`` (``audio-vqvae``): waveforms + speaker ids -> mu-law cross-entropy +
   quantizer loss; evaluated with :func:`vqvae.audio_inference.evaluate_audio`.
 """
@@ -264,7 +265,33 @@ class DalleTask(Task):
         return {**{k: v / x.shape[0] for k, v in tot.items()}, "pairs": x.shape[0]}
 
 
-TASKS = {"dalle": DalleTask, "vqvae": TokenizerTask, "dvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask,
+class ClipTask(Task):
+    """CLIP: uint8 images ``x`` and their captions' ids ``y (B, text_len)`` -> the symmetric InfoNCE over the batch;
+    evaluated in batches of ``batch_size`` as the loss and image -> caption top-1 accuracy among them."""
+
+    bar = ("loss", "acc")
+    curves = (("loss", "loss", "InfoNCE"), ("acc", "accuracy", "image -> caption top-1 in the batch"))
+    images = True
+
+    def step(self, model, x, y, detail):
+        out = model(x, y)
+        return out.loss, {"acc": out.accuracy.detach()}
+
+    @torch.no_grad()
+    def evaluate(self, model, x, y, batch_size):
+        was = model.training
+        model.eval()
+        dev = next(model.parameters()).device
+        loss = acc = n = 0.0
+        for s in range(0, x.shape[0] - 1, batch_size):  # a batch of one has nothing to tell apart
+            out = model(x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev))
+            k = min(batch_size, x.shape[0] - s)
+            loss, acc, n = loss + out.loss.item() * k, acc + out.accuracy.item() * k, n + k
+        model.train(was)
+        return {"loss": loss / n, "accuracy": acc / n, "batch": batch_size, "pairs": int(n)}
+
+
+TASKS = {"dalle": DalleTask, "clip": ClipTask, "vqvae": TokenizerTask, "dvae": TokenizerTask, "pixelcnn": PriorTask, "transformer": PriorTask,
          "classifier": ClassifierTask, "scene-reader": SceneReaderTask, "audio-vqvae": AudioTask}
 
 

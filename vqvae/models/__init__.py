@@ -9,6 +9,7 @@ from __future__ import annotations
 from vqvae.errors import ConfigError
 from vqvae.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
 from vqvae.models.classifier import Classifier, ClassifierConfig
+from vqvae.models.clip import Clip, ClipConfig
 from vqvae.models.dalle import Dalle, DalleConfig
 from vqvae.models.dvae import DVAE, DVAEConfig
 from vqvae.models.scene_reader import SceneReader, SceneReaderConfig
@@ -16,7 +17,8 @@ from vqvae.models.pixelcnn import PixelCNNConfig, PixelCNNPrior
 from vqvae.models.transformer import TransformerConfig, TransformerPrior
 from vqvae.models.vqvae import VQVAE, VQVAEConfig
 
-MODELS = {"vqvae": VQVAE, "dvae": DVAE, "audio-vqvae": AudioVQVAE, "classifier": Classifier, "scene-reader": SceneReader, "pixelcnn": PixelCNNPrior, "transformer": TransformerPrior, "dalle": Dalle}
+MODELS = {"vqvae": VQVAE, "dvae": DVAE, "audio-vqvae": AudioVQVAE, "classifier": Classifier, "scene-reader": SceneReader, "pixelcnn": PixelCNNPrior, "transformer": TransformerPrior, "dalle": Dalle,
+          "clip": Clip}
 TOKENIZERS = ("vqvae", "dvae", "audio-vqvae")  # archs whose runs turn data into codes
 AUDIO_ARCHS = ("audio-vqvae",)
 
@@ -32,5 +34,5 @@ def create_model(name: str, config):
     return model_class(name)(config)
 
 
-__all__ = ["MODELS", "TOKENIZERS", "AUDIO_ARCHS", "Dalle", "DalleConfig", "DVAE", "DVAEConfig", "AudioVQVAE", "AudioVQVAEConfig", "VQVAE", "VQVAEConfig", "Classifier", "ClassifierConfig", "SceneReader", "SceneReaderConfig", "PixelCNNPrior", "PixelCNNConfig",
+__all__ = ["MODELS", "TOKENIZERS", "AUDIO_ARCHS", "Dalle", "DalleConfig", "DVAE", "DVAEConfig", "AudioVQVAE", "AudioVQVAEConfig", "VQVAE", "VQVAEConfig", "Classifier", "ClassifierConfig", "Clip", "ClipConfig", "SceneReader", "SceneReaderConfig", "PixelCNNPrior", "PixelCNNConfig",
            "TransformerPrior", "TransformerConfig", "create_model", "model_class"]

@@ -21,6 +21,11 @@ in training a caption is replaced by the empty caption (all padding) with
 probability ``caption_dropout``; sampling with ``guidance = s`` uses
 ``uncond + s * (cond - uncond)`` logits. Sampling is KV-cached: the text is
 prefilled in one pass, then one image code per step.
+
+Reranking: :meth:`Dalle.caption_score` scores drawn images by how much their
+caption raises their likelihood, so that the best of several candidates can be
+kept (:func:`vqvae.dalle_eval.draw` with ``candidates``), as DALL-E keeps the
+best of 512 samples by CLIP.
 """
 
 from __future__ import annotations
@@ -166,6 +171,29 @@ class Dalle(nn.Module):
         i_loss = F.cross_entropy(image_logits.float().transpose(1, 2), img)
         loss = c.text_loss_weight * t_loss + (1 - c.text_loss_weight) * i_loss
         return DalleOutput(loss=loss, text_loss=t_loss, image_loss=i_loss, image_logits=image_logits)
+
+    # -- scoring -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def image_log_prob(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """``log p(codes | text)`` in nats, ``(B,)``: the sum over the image positions (teacher forcing, eval mode)."""
+        was = self.training
+        self.eval()
+        try:
+            logits = self(text, codes).image_logits.float()
+        finally:
+            self.train(was)
+        img = codes.reshape(codes.shape[0], -1).long()
+        return torch.log_softmax(logits, -1).gather(-1, img[..., None]).squeeze(-1).sum(1)
+
+    def caption_score(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """How well images match their captions, ``(B,)`` nats: ``log p(codes | text) - log p(codes | no caption)``.
+
+        By Bayes this pointwise mutual information equals ``log p(text | codes) - log p(text)``: for a fixed
+        caption it ranks images as the transformer's own caption likelihood would, the role CLIP plays in
+        DALL-E's reranking (Ramesh et al. 2021, sec. 2.5) but without a second model. The unconditional term
+        is the empty caption that caption dropout trains, the same one classifier-free guidance uses.
+        """
+        return self.image_log_prob(text, codes) - self.image_log_prob(self.empty_caption(text.shape[0]), codes)
 
     # -- sampling ----------------------------------------------------------------------------------
     @torch.no_grad()
