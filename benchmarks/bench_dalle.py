@@ -17,8 +17,8 @@ reader's figure on samples moves by a few points with its training run, an ensem
   class, colour and size of its caption.
 * Reranking (``--candidates C``): each prompt draws ``C * per-prompt`` samples and keeps the
   ``per-prompt`` ranked highest (DALL-E's reranking): by the CLIP in ``--clip`` (``vqvae clip train``,
-  trained on the generator's train split only), else by the transformer's own caption score
-  (:meth:`vqvae.models.dalle.Dalle.caption_score`). The reader never ranks. The same draw read without
+  trained on the generator's train split only), else by the transformer's own likelihood of the codes
+  given the caption (:meth:`vqvae.models.dalle.Dalle.image_log_prob`). The reader never ranks. The same draw read without
   reranking (all ``C * per-prompt`` samples) is reported beside it.
 * Sampling speed: images per second of ``generate`` (codes) for 16 captions,
   with and without the KV cache, in one run on this machine.
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0])
     ap.add_argument("--temperature", type=float, nargs="+", default=[1.0], help="sampling temperatures, each tried at every guidance scale")
     ap.add_argument("--candidates", type=int, default=1, help="rerank: keep the best per-prompt of candidates x per-prompt samples")
-    ap.add_argument("--clip", help="a CLIP run that ranks the candidates (default: the transformer's caption score)")
+    ap.add_argument("--clip", help="a CLIP run that ranks the candidates (default: the transformer's likelihood)")
     ap.add_argument("--out", default="bench_out/dalle")
     ap.add_argument("--grid", default="docs/dalle/grid.png")
     ap.add_argument("--update-md")
@@ -159,7 +159,7 @@ def markdown(rep: dict, args) -> str:
         h, t = f["heldout"][g], f["test"][g]
         if "unranked" in h:
             lines.append(f"| samples, {g} ({h['unranked']['samples']} drawn) | {_cell(h['unranked'])} | {t['unranked']['all']:.1%} |")
-            g = f"{g}, the best {args.per_prompt} of {args.per_prompt * args.candidates} by {'CLIP' if args.clip else 'caption score'}"
+            g = f"{g}, the best {args.per_prompt} of {args.per_prompt * args.candidates} by {'CLIP' if args.clip else 'likelihood'}"
         lines.append(f"| samples, {g} | {_cell(h, bold=True)} | {t['all']:.1%} |")
     lines += ["", f"Weakest classes on held-out scenes (class read right, per object): real {weak(c['heldout']['real'])}; "
               f"reconstructed {weak(c['heldout']['reconstructed'])}; samples at {rep['best_guidance']} {weak(f['heldout'][rep['best_guidance']])}."]

@@ -75,7 +75,7 @@ def test_reranking_keeps_the_best_scored_candidates(runs, tmp_path, capsys):
     assert d.images.shape[0] == 4 and d.candidates.shape[0] == d.codes.shape[0] == d.scores.shape[0] == 12
     assert torch.equal(d.images, d.candidates[d.kept])
     ids = torch.stack([text.encode(c, warn=False) for c in caps])
-    torch.testing.assert_close(d.scores, model.caption_score(ids.repeat_interleave(6, 0), d.codes))  # recomputed in one batch
+    torch.testing.assert_close(d.scores, model.image_log_prob(ids.repeat_interleave(6, 0), d.codes))  # recomputed in one batch
     for i in range(2):  # each caption keeps its own two best of six
         own = d.kept[2 * i : 2 * i + 2]
         assert ((own >= 6 * i) & (own < 6 * i + 6)).all()

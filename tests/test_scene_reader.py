@@ -142,6 +142,13 @@ def test_faithfulness_of_a_tiny_dalle(reader_run, tmp_path, capsys):
     assert main(["eval", str(run), "--classifier", str(reader_run), "--split", "heldout", "-n", "8", "--guidance", "2", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["samples"] == 8 and m["prompts"] == 2 and 0 <= m["all"] <= min(m["class"], m["colour"], m["size"], m["position"]) + 1e-9
+    # reranked by the transformer's likelihood: the same eight samples kept, the unranked draw reported beside them
+    assert main(["eval", str(run), "--classifier", str(reader_run), "--split", "heldout", "-n", "8", "--guidance", "2", "--candidates", "2",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["samples"] == 8 and r["unranked"]["samples"] == 16 and r["reranker"] == "likelihood"
+    assert main(["eval", str(run), "--classifier", str(reader_run), "--split", "heldout", "-n", "8", "--clip", str(run)]) == 2
+    assert "> 1 with --clip" in capsys.readouterr().err
     assert main(["eval", str(run), "--split", "heldout"]) == 2  # no reader
     assert "scene reader" in capsys.readouterr().err
     assert main(["eval", str(run), "--classifier", str(tok)]) == 2  # a tokenizer is not a reader

@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--classifier", help="prior runs: a classifier run to score samples with (accuracy, classifier Fréchet distance); "
                    "DALL-E runs: a scene reader run (prompt faithfulness)")
     e.add_argument("--guidance", type=float, default=1.0, help="DALL-E runs: classifier-free guidance scale of the scored samples")
+    e.add_argument("--candidates", type=int, default=1, help="DALL-E runs: score the best of this many draws per sample (reranking)")
+    e.add_argument("--clip", help="DALL-E runs: the CLIP run that reranks (default: the transformer's likelihood of the codes under the caption)")
     e.add_argument("--inception", help="prior runs: the TorchScript Inception-v3 (inception-2015-12-05.pt) for standard FID, if you have it")
     e.add_argument("-n", "--samples", type=int, default=1000, help="prior and DALL-E runs with --classifier: samples to draw (default 1000)")
     e.add_argument("--seed", type=int, default=0)
@@ -79,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     ge.add_argument("--top-p", type=float, default=1.0)
     ge.add_argument("--seed", type=int, default=0)
     ge.add_argument("--candidates", type=int, default=1,
-                    help="draw this many images per output and keep the best (DALL-E's reranking): by --clip, else the transformer's caption score")
+                    help="draw this many images per output and keep the best (DALL-E's reranking): by --clip, else the transformer's likelihood")
     ge.add_argument("--clip", help="a CLIP run (vqvae clip train) that ranks the candidates")
     ge.add_argument("-o", "--out", required=True, help="PNG grid")
     ge.add_argument("--device", default="auto")

@@ -146,7 +146,8 @@ def evaluate_any(args) -> dict:
         if not args.classifier:
             raise VQVAEError("a DALL-E run is scored by a scene reader: pass --classifier READER_RUN (vqvae classifier train --data scenes)")
         return commands_dalle.evaluate_dalle(args.run, args.classifier, args.split, args.samples, args.guidance, args.seed, args.json,
-                                             args.data_root, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+                                             args.data_root, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                             candidates=args.candidates, clip_run=args.clip)
     if arch in ("classifier", "scene-reader"):
         cfg, model, ds = _run_and_split(args.run, None, args.data_root, args.split)
         from vqvae.tasks import task_for

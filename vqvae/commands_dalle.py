@@ -5,7 +5,7 @@ BPE on the training captions (saved as ``text.json`` in the run), encodes the
 images with the tokenizer (a VQ-VAE or a dVAE), and trains the text+image
 transformer with the project's Trainer (progress, metrics, checkpoints,
 ``--resume``). ``generate RUN "prompt" -n 16 [--guidance G] [--candidates C] -o grid.png``
-draws images for a caption (with ``C > 1``, the best 16 of ``16 C`` by the transformer's caption score).
+draws images for a caption (with ``C > 1``, the best 16 of ``16 C`` by CLIP or by the transformer's likelihood).
 """
 
 from __future__ import annotations
@@ -159,27 +159,33 @@ def generate(run: str, prompt: str, n: int, guidance: float, temperature: float,
     images = dalle_eval.draw(model.eval(), text, tok, [prompt], n, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p,
                              seed=seed, candidates=candidates, progress=n * candidates > 256, clip=clip).images
     plots.save_grid(images, out, nrow=min(n, 8), scale=max(1, 64 // images.shape[-1]))
-    best = f", the best {n} of {n * candidates} by {'CLIP' if clip else 'caption score'}" if candidates > 1 else ""
+    best = f", the best {n} of {n * candidates} by {'CLIP' if clip else 'likelihood'}" if candidates > 1 else ""
     print(f"{n} images for {prompt!r} (guidance {guidance:g}{best}) -> {out}")
     return Path(out)
 
 
 def evaluate_dalle(run: str, reader_run: str, split: str, n: int, guidance: float, seed: int, as_json: bool, data_root: str | None = None,
-                   per_prompt: int = 4, **sampling) -> dict:
+                   per_prompt: int = 4, candidates: int = 1, clip_run: str | None = None, **sampling) -> dict:
     """``vqvae eval DALLE_RUN --classifier READER``: prompt faithfulness of ``n`` samples (``per_prompt`` per caption of ``split``)."""
     from vqvae import dalle_eval, scenes
 
     if n < per_prompt:
         raise VQVAEError(f"-n/--samples must be >= {per_prompt} (samples per prompt), got {n}")
+    if candidates < 1 or (clip_run and candidates == 1):
+        raise VQVAEError(f"--candidates must be >= 1, and > 1 with --clip (it ranks candidates); got {candidates}")
     cfg, model, text, tok = load_dalle(run)
     reader = dalle_eval.load_reader(reader_run)
+    clip = dalle_eval.load_clip(clip_run) if clip_run else None
     n_train = scenes.parse_name(cfg.data.name)
     if n_train is None:
         raise VQVAEError(f"prompt faithfulness is read from the captioned scenes; {run} was trained on {cfg.data.name}")
     captions, attrs = dalle_eval.prompts(n_train, split, n // per_prompt, data_root or cfg.data.root)
-    acc, _ = dalle_eval.faithfulness(model, text, tok, reader, captions, attrs, per_prompt, guidance=guidance, seed=seed, **sampling)
-    m = {"run": str(run), "reader": str(reader_run), "split": split, "guidance": guidance, **acc}
+    acc, _ = dalle_eval.faithfulness(model, text, tok, reader, captions, attrs, per_prompt, guidance=guidance, seed=seed,
+                                     candidates=candidates, clip=clip, **sampling)
+    m = {"run": str(run), "reader": str(reader_run), "split": split, "guidance": guidance, "candidates": candidates,
+         "reranker": (str(clip_run) if clip else "likelihood") if candidates > 1 else None, **acc}
+    ranked = f", the best {per_prompt} of {per_prompt * candidates} per caption by {'CLIP' if clip else 'likelihood'}" if candidates > 1 else ""
     print(json.dumps(m, indent=2) if as_json else
           f"{split}: {acc['all']:.1%} of {acc['samples']} samples faithful to their caption (position {acc['position']:.1%}, class {acc['class']:.1%}, "
-          f"colour {acc['colour']:.1%}, size {acc['size']:.1%}; guidance {guidance:g})")
+          f"colour {acc['colour']:.1%}, size {acc['size']:.1%}; guidance {guidance:g}{ranked})")
     return m

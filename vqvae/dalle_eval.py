@@ -26,7 +26,7 @@ from vqvae.errors import VQVAEError
 @dataclass
 class Drawn:
     """What :func:`draw` returns: the kept ``images`` (uint8, caption-major); every drawn candidate, its codes and
-    its caption score (empty without reranking); and the indices of the kept ones (``candidates[kept] == images``)."""
+    its ranking score (empty without reranking); and the indices of the kept ones (``candidates[kept] == images``)."""
 
     images: torch.Tensor
     candidates: torch.Tensor
@@ -97,7 +97,7 @@ def draw(model, text, tok, captions: list[str], per_prompt: int, guidance: float
 
     With ``candidates = c > 1`` it draws ``c * per_prompt`` images per caption and keeps the ``per_prompt`` ranked
     highest (DALL-E's reranking): by ``clip`` (:func:`load_clip`), else by the transformer's own
-    :meth:`~vqvae.models.dalle.Dalle.caption_score`.
+    :meth:`~vqvae.models.dalle.Dalle.image_log_prob`, the log-likelihood of the codes given the caption.
     """
     from tqdm import tqdm
 
@@ -115,7 +115,7 @@ def draw(model, text, tok, captions: list[str], per_prompt: int, guidance: float
         codes.append(z.cpu())
         images.append(inference.decode(tok, z.cpu()))
         if candidates > 1:
-            score.append(clip.score(images[-1], caps[s : s + batch]) if clip is not None else model.caption_score(t, z).cpu())
+            score.append(clip.score(images[-1], caps[s : s + batch]) if clip is not None else model.image_log_prob(t, z).cpu())
     codes, images = torch.cat(codes), torch.cat(images)
     score = torch.cat(score) if score else torch.empty(0)
     keep = torch.arange(codes.shape[0])

@@ -22,10 +22,9 @@ probability ``caption_dropout``; sampling with ``guidance = s`` uses
 ``uncond + s * (cond - uncond)`` logits. Sampling is KV-cached: the text is
 prefilled in one pass, then one image code per step.
 
-Reranking: :meth:`Dalle.caption_score` scores drawn images by how much their
-caption raises their likelihood, so that the best of several candidates can be
-kept (:func:`vqvae.dalle_eval.draw` with ``candidates``), as DALL-E keeps the
-best of 512 samples by CLIP.
+Reranking: DALL-E keeps the best of 512 samples by CLIP; :func:`vqvae.dalle_eval.draw`
+keeps the best of ``candidates`` by the project's CLIP (:mod:`vqvae.models.clip`)
+or, without one, by :meth:`Dalle.image_log_prob` under the caption.
 """
 
 from __future__ import annotations
@@ -175,7 +174,12 @@ class Dalle(nn.Module):
     # -- scoring -----------------------------------------------------------------------------------
     @torch.no_grad()
     def image_log_prob(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """``log p(codes | text)`` in nats, ``(B,)``: the sum over the image positions (teacher forcing, eval mode)."""
+        """``log p(codes | text)`` in nats, ``(B,)``: the sum over the image positions (teacher forcing, eval mode).
+
+        The reranking score without a CLIP. The pointwise mutual information ``log p(codes | text) - log p(codes | no
+        caption)`` was tried too and ranked worse (BENCHMARKS.md): guided samples already maximise it, and the
+        candidates it prefers are atypical ones the reader misreads.
+        """
         was = self.training
         self.eval()
         try:
@@ -184,16 +188,6 @@ class Dalle(nn.Module):
             self.train(was)
         img = codes.reshape(codes.shape[0], -1).long()
         return torch.log_softmax(logits, -1).gather(-1, img[..., None]).squeeze(-1).sum(1)
-
-    def caption_score(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """How well images match their captions, ``(B,)`` nats: ``log p(codes | text) - log p(codes | no caption)``.
-
-        By Bayes this pointwise mutual information equals ``log p(text | codes) - log p(text)``: for a fixed
-        caption it ranks images as the transformer's own caption likelihood would, the role CLIP plays in
-        DALL-E's reranking (Ramesh et al. 2021, sec. 2.5) but without a second model. The unconditional term
-        is the empty caption that caption dropout trains, the same one classifier-free guidance uses.
-        """
-        return self.image_log_prob(text, codes) - self.image_log_prob(self.empty_caption(text.shape[0]), codes)
 
     # -- sampling ----------------------------------------------------------------------------------
     @torch.no_grad()
