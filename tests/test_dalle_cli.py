@@ -57,7 +57,7 @@ def test_generate_and_its_errors(runs, tmp_path, capsys):
     assert "only the first 24" in capsys.readouterr().out
     for argv, msg in [(["generate", str(run), "  ", "-o", str(out)], "prompt is empty"),
                       (["generate", str(tok), "a red 3", "-o", str(out)], "not a prior"),
-                      (["generate", str(run), "a red 3", "-n", "0", "-o", str(out)], "-n and --candidates must be"),
+                      (["generate", str(run), "a red 3", "-n", "0", "-o", str(out)], "-n (images per caption) and --candidates must be"),
                       (["dalle", "train", "--tokenizer", str(tok), "--data", "mnist", "--out", str(tmp_path / "x")], "captioned images")]:
         capsys.readouterr()
         assert main(argv) == 2, argv
@@ -89,7 +89,7 @@ def test_reranking_keeps_the_best_scored_candidates(runs, tmp_path, capsys):
     assert main(["generate", str(run), caps[0], "-n", "2", "--candidates", "3", "-o", str(out)]) == 0
     assert out.is_file() and "the best 2 of 6" in capsys.readouterr().out
     assert main(["generate", str(run), caps[0], "--candidates", "0", "-o", str(out)]) == 2
-    assert "--candidates must be" in capsys.readouterr().err
+    assert "and --candidates must be >= 1" in capsys.readouterr().err
 
 
 def test_clip_trains_on_the_train_split_and_reranks(runs, tmp_path, capsys):

@@ -140,10 +140,6 @@ def load_dalle(run: str | Path, device="cpu"):
 
 def generate(run: str, prompt: str, n: int, guidance: float, temperature: float, top_k: int, top_p: float, seed: int, out: str,
              device: str = "auto", candidates: int = 1, clip_run: str | None = None) -> Path:
-    if n < 1 or candidates < 1:
-        raise VQVAEError(f"-n and --candidates must be >= 1, got {n} and {candidates}")
-    if clip_run and candidates == 1:
-        raise VQVAEError("--clip ranks candidates: pass --candidates C > 1 with it")
     if temperature <= 0 or top_k < 0 or not 0 < top_p <= 1 or guidance < 0:
         raise VQVAEError("need --temperature > 0, --top-k >= 0, --top-p in (0, 1] and --guidance >= 0")
     dev = pick_device(device)
@@ -171,8 +167,6 @@ def evaluate_dalle(run: str, reader_run: str, split: str, n: int, guidance: floa
 
     if n < per_prompt:
         raise VQVAEError(f"-n/--samples must be >= {per_prompt} (samples per prompt), got {n}")
-    if candidates < 1 or (clip_run and candidates == 1):
-        raise VQVAEError(f"--candidates must be >= 1, and > 1 with --clip (it ranks candidates); got {candidates}")
     cfg, model, text, tok = load_dalle(run)
     reader = dalle_eval.load_reader(reader_run)
     clip = dalle_eval.load_clip(clip_run) if clip_run else None

@@ -102,7 +102,9 @@ def draw(model, text, tok, captions: list[str], per_prompt: int, guidance: float
     from tqdm import tqdm
 
     if candidates < 1 or per_prompt < 1:
-        raise VQVAEError(f"need per_prompt >= 1 and candidates >= 1, got {per_prompt} and {candidates}")
+        raise VQVAEError(f"-n (images per caption) and --candidates must be >= 1, got {per_prompt} and {candidates}")
+    if clip is not None and candidates == 1:
+        raise VQVAEError("--clip ranks candidates: pass --candidates C > 1 with it")
     dev = next(model.parameters()).device
     n = per_prompt * candidates
     caps = [c for c in captions for _ in range(n)]
