@@ -41,34 +41,30 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--speaker-classifier", help="audio runs: a speaker classifier run, to score speaker conversion")
     e.add_argument("--digit-classifier", help="audio runs: a digit classifier run (--data.label=digit), to score conversion")
 
-    pr = sub.add_parser("prior", help="priors over a tokenizer's codes")
-    prs = pr.add_subparsers(dest="prior_command", required=True)
-    pt = prs.add_parser("train", help="train a PixelCNN or transformer prior on a tokenizer's codes; extra --section.key=value flags override",
-                        epilog="Overrides: --model.layers=15 --model.n_layer=8 --train.lr=3e-4 ...")
+    pt = _train_command(sub, "prior", "priors over a tokenizer's codes",
+                        "train a PixelCNN or transformer prior on a tokenizer's codes; extra --section.key=value flags override",
+                        "Overrides: --model.layers=15 --model.n_layer=8 --train.lr=3e-4 ...")
     pt.add_argument("--tokenizer", required=True, help="the tokenizer's run directory")
     pt.add_argument("--arch", required=True, choices=["pixelcnn", "transformer"])
     pt.add_argument("--conditional", action="store_true", help="condition on the dataset's class labels")
     pt.add_argument("--tile", type=int, help="model T x T windows of the code maps (the codec's prior codes any image size by tiles)")
     _budget_args(pt)
 
-    dv = sub.add_parser("dvae", help="DALL-E's discrete VAE (Gumbel-softmax, logit-Laplace): a tokenizer like the VQ-VAE")
-    dvs = dv.add_subparsers(dest="dvae_command", required=True)
-    dt = dvs.add_parser("train", help="train a dVAE (preset vqvae/configs/dvae.yaml); extra --section.key=value flags override",
-                        epilog="Overrides: --model.tau_steps=20000 --model.kl_weight=6.6 --model.codebook_size=8192 ...")
+    dt = _train_command(sub, "dvae", "DALL-E's discrete VAE (Gumbel-softmax, logit-Laplace): a tokenizer like the VQ-VAE",
+                        "train a dVAE (preset vqvae/configs/dvae.yaml); extra --section.key=value flags override",
+                        "Overrides: --model.tau_steps=20000 --model.kl_weight=6.6 --model.codebook_size=8192 ...")
     dt.add_argument("--data", help="dataset name, a folder of images, or a .npy file (default: the preset's)")
     _budget_args(dt)
 
-    da = sub.add_parser("dalle", help="DALL-E's text+image transformer over a tokenizer's codes")
-    das = da.add_subparsers(dest="dalle_command", required=True)
-    dat = das.add_parser("train", help="train the transformer on captioned images (preset vqvae/configs/dalle.yaml)",
-                         epilog="Overrides: --model.n_layer=8 --model.caption_dropout=0.2 --train.lr=3e-4 ...")
+    dat = _train_command(sub, "dalle", "DALL-E's text+image transformer over a tokenizer's codes",
+                         "train the transformer on captioned images (preset vqvae/configs/dalle.yaml)",
+                         "Overrides: --model.n_layer=8 --model.caption_dropout=0.2 --train.lr=3e-4 ...")
     dat.add_argument("--tokenizer", required=True, help="the image tokenizer's run directory (a VQ-VAE or a dVAE)")
     dat.add_argument("--data", help="captioned data: scenes or scenes:N (default: the tokenizer's dataset)")
     _budget_args(dat)
-    cl = sub.add_parser("clip", help="a small CLIP (contrastive image-text model) that reranks DALL-E's samples")
-    cls_ = cl.add_subparsers(dest="clip_command", required=True)
-    ct = cls_.add_parser("train", help="train CLIP on a captioned dataset's train split (preset vqvae/configs/clip.yaml)",
-                         epilog="Overrides: --data.reconstructions_from=runs/scenes-tok --model.width=32 --train.steps=4000 ...")
+    ct = _train_command(sub, "clip", "a small CLIP (contrastive image-text model) that reranks DALL-E's samples",
+                        "train CLIP on a captioned dataset's train split (preset vqvae/configs/clip.yaml)",
+                        "Overrides: --data.reconstructions_from=runs/scenes-tok --model.width=32 --train.steps=4000 ...")
     ct.add_argument("--data", help="captioned data: scenes, scenes:N or coco (default: the preset's)")
     _budget_args(ct)
     ge = sub.add_parser("generate", help="draw images for a caption with a DALL-E run")
@@ -99,9 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--device", default="auto")
     sa.add_argument("--speaker", help="priors over audio codes: the voice (and the class of a speaker-conditional prior)")
 
-    cl = sub.add_parser("classifier", help="the classifier used to score samples")
-    cls = cl.add_subparsers(dest="classifier_command", required=True)
-    ct = cls.add_parser("train", help="train a classifier on a labelled dataset")
+    ct = _train_command(sub, "classifier", "the classifier used to score samples", "train a classifier on a labelled dataset")
     ct.add_argument("--data", required=True)
     _budget_args(ct)
 
@@ -159,6 +153,12 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--prior-minutes", type=float, default=2.0, help="then a class-conditional prior over its codes (0: skip; default 2)")
     m.add_argument("--data-root")
     return p
+
+
+def _train_command(sub, name: str, help_: str, train_help: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """``vqvae NAME train``: the command, its one subcommand, and that subcommand's parser."""
+    cmd = sub.add_parser(name, help=help_).add_subparsers(dest=f"{name}_command", required=True)
+    return cmd.add_parser("train", help=train_help, epilog=epilog)
 
 
 def _budget_args(p: argparse.ArgumentParser) -> None:

@@ -36,6 +36,18 @@ def _captioned(name: str, split: str, root: str | None, tok_cfg):
     return images, captions
 
 
+def _open_run(prefix: str, out: str | None, resume: bool, overrides: list[str], steps: int | None, minutes: float | None):
+    """``(overrides, run_dir, cfg, text tokenizer)`` of a run with its own BPE: a resumed run's config and tokenizer, or
+    ``None, None`` for a new one (checked not to overwrite a run)."""
+    over = merge(parse_overrides(overrides), {"train": {k: v for k, v in (("steps", steps), ("minutes", minutes)) if v is not None}})
+    run_dir = Path(out or f"runs/{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if resume:
+        return over, run_dir, build(merge(checkpoint.load_config(run_dir).to_dict(), over)), TextTokenizer.load(run_dir / TEXT_FILE)
+    if (run_dir / checkpoint.STATE).exists():
+        raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
+    return over, run_dir, None, None
+
+
 def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str | None, steps: int | None, minutes: float | None,
                 resume: bool, data_root: str | None, overrides: list[str], progress: bool = True) -> dict:
     from vqvae.codes import CodeSet
@@ -44,14 +56,8 @@ def train_dalle(tokenizer: str, data: str | None, config: str | None, out: str |
     tok_dir = Path(tokenizer).resolve()
     tok_cfg, tok, fp = codes.load_tokenizer(tok_dir)
     name = data or tok_cfg.data.name
-    over = merge(parse_overrides(overrides), {"train": {k: v for k, v in (("steps", steps), ("minutes", minutes)) if v is not None}})
-    run_dir = Path(out or f"runs/dalle-{time.strftime('%Y%m%d-%H%M%S')}")
-    if resume:
-        cfg = build(merge(checkpoint.load_config(run_dir).to_dict(), over))
-        text = TextTokenizer.load(run_dir / TEXT_FILE)
-    else:
-        if (run_dir / checkpoint.STATE).exists():
-            raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
+    over, run_dir, cfg, text = _open_run("dalle", out, resume, overrides, steps, minutes)
+    if cfg is None:
         raw = read_yaml(config or "dalle")
         images, captions = _captioned(name, "train", data_root, tok_cfg)
         m = {**raw.get("model", {}), **over.get("model", {})}
@@ -91,14 +97,8 @@ def train_clip(data: str | None, config: str | None, out: str | None, steps: int
     from vqvae.splits import reconstructed
     from vqvae.train import Trainer
 
-    over = merge(parse_overrides(overrides), {"train": {k: v for k, v in (("steps", steps), ("minutes", minutes)) if v is not None}})
-    run_dir = Path(out or f"runs/clip-{time.strftime('%Y%m%d-%H%M%S')}")
-    if resume:
-        cfg = build(merge(checkpoint.load_config(run_dir).to_dict(), over))
-        text = TextTokenizer.load(run_dir / TEXT_FILE)
-    else:
-        if (run_dir / checkpoint.STATE).exists():
-            raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
+    over, run_dir, cfg, text = _open_run("clip", out, resume, overrides, steps, minutes)
+    if cfg is None:
         raw = merge(read_yaml(config or "clip"), over)
         name = data or raw.get("data", {}).get("name") or "scenes"
         m = raw.get("model", {})
