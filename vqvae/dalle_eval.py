@@ -7,8 +7,12 @@ reads the layout and each object's class, colour and size back, and a sample
 is *faithful* when all of them match its caption
 (:func:`vqvae.scenes.attribute_accuracy`). Two ceilings put the figure in
 context: the reader's accuracy on the real scenes of the split, and on the
-tokenizer's reconstructions of them (what any prior over these codes could
-reach at best).
+tokenizer's reconstructions of them (what an average real scene scores
+through this tokenizer).
+
+:func:`draw` also reranks as DALL-E does: with ``candidates = C`` it draws C
+images for each one kept and keeps the best by a CLIP (:func:`load_clip`) or
+by the transformer's likelihood; the reader never ranks.
 """
 
 from __future__ import annotations
