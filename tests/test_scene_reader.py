@@ -147,6 +147,16 @@ def test_faithfulness_of_a_tiny_dalle(reader_run, tmp_path, capsys):
                  "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["samples"] == 8 and r["unranked"]["samples"] == 16 and r["reranker"] == "likelihood"
+    from vqvae.commands_dalle import load_dalle
+
+    _, model, text, tok_model = load_dalle(run)  # oracle: the same seeded draw, its kept and all samples read directly
+    reader = dalle_eval.load_reader(reader_run)
+    caps, attrs = dalle_eval.prompts(40, "heldout", 2)
+    acc, images = dalle_eval.faithfulness(model, text, tok_model, reader, caps, attrs, 4, guidance=2.0, seed=0, candidates=2)
+    d = dalle_eval.draw(model, text, tok_model, caps, 4, guidance=2.0, seed=0, candidates=2)
+    assert torch.equal(images, d.images)
+    assert acc["all"] == scenes.attribute_accuracy(reader.read(d.images), attrs.repeat_interleave(4, 0))["all"]
+    assert acc["unranked"]["all"] == scenes.attribute_accuracy(reader.read(d.candidates), attrs.repeat_interleave(8, 0))["all"]
     assert main(["eval", str(run), "--classifier", str(reader_run), "--split", "heldout", "-n", "8", "--clip", str(run)]) == 2
     assert "not a CLIP" in capsys.readouterr().err
     assert main(["eval", str(run), "--split", "heldout"]) == 2  # no reader

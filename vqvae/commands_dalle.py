@@ -98,11 +98,13 @@ def train_clip(data: str | None, config: str | None, out: str | None, steps: int
     from vqvae.train import Trainer
 
     over, run_dir, cfg, text = _open_run("clip", out, resume, overrides, steps, minutes)
+    raw = None if cfg is not None else merge(read_yaml(config or "clip"), over)
+    m = {} if raw is None else raw.get("model", {})
+    name = cfg.data.name if cfg is not None else data or raw.get("data", {}).get("name") or "scenes"
+    size = cfg.model.image_size if cfg is not None else int(m.get("image_size", 64))
+    splits = {split: captioned_split(name, split, data_root, target=size) for split in ("train", "test")}
     if cfg is None:
-        raw = merge(read_yaml(config or "clip"), over)
-        name = data or raw.get("data", {}).get("name") or "scenes"
-        m = raw.get("model", {})
-        images, captions = captioned_split(name, "train", data_root, target=int(m.get("image_size", 64)))
+        images, captions = splits["train"]
         text = TextTokenizer.train(captions, vocab_size=int(m.get("bpe_vocab", 1024)), text_len=int(m.get("text_len", 16)))
         fixed = {"arch": "clip", "data": {"name": name, "hflip": False, "crop": 0},
                  "model": {"text_vocab": text.total_size, "in_channels": images.shape[1], "image_size": images.shape[-1]}}
@@ -110,8 +112,7 @@ def train_clip(data: str | None, config: str | None, out: str | None, steps: int
         run_dir.mkdir(parents=True, exist_ok=True)
         text.save(run_dir / TEXT_FILE)
     sets = []
-    for split in ("train", "test"):
-        images, captions = captioned_split(cfg.data.name, split, data_root, target=cfg.model.image_size)
+    for split, (images, captions) in splits.items():
         if split == "train" and cfg.data.reconstructions_from:  # decoded images too, as the reranker will read samples
             images, captions = torch.cat([images, reconstructed(cfg.data.reconstructions_from, images, progress)]), captions * 2
         ids = torch.stack([text.encode(c, warn=False) for c in captions])

@@ -119,7 +119,7 @@ def draw(model, text, tok, captions: list[str], per_prompt: int, guidance: float
         t = ids[s : s + batch].to(dev)
         z = model.generate(t, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
         codes.append(z.cpu())
-        images.append(inference.decode(tok, z.cpu()))
+        images.append(inference.decode(tok, codes[-1]))
         if candidates > 1:
             score.append(clip.score(images[-1], caps[s : s + batch]) if clip is not None else model.image_log_prob(t, z).cpu())
     codes, images = torch.cat(codes), torch.cat(images)
@@ -138,12 +138,11 @@ def faithfulness(model, text, tok, reader, captions: list[str], attrs: torch.Ten
     same draw without reranking, over ``candidates`` times as many samples.
     """
     d = draw(model, text, tok, captions, per_prompt, **sampling)
-    acc = scenes.attribute_accuracy(reader.read(d.images), attrs.repeat_interleave(per_prompt, 0))
-    acc = {**acc, "samples": d.images.shape[0], "prompts": len(captions)}
-    if d.candidates.shape[0] > d.images.shape[0]:
-        per = d.candidates.shape[0] // len(captions)
-        acc["unranked"] = {**scenes.attribute_accuracy(reader.read(d.candidates), attrs.repeat_interleave(per, 0)),
-                           "samples": d.candidates.shape[0]}
+    per = d.candidates.shape[0] // len(captions)
+    pred, truth = reader.read(d.candidates), attrs.repeat_interleave(per, 0)  # every candidate read once; the kept are a subset
+    acc = {**scenes.attribute_accuracy(pred[d.kept], truth[d.kept]), "samples": d.images.shape[0], "prompts": len(captions)}
+    if per > per_prompt:
+        acc["unranked"] = {**scenes.attribute_accuracy(pred, truth), "samples": d.candidates.shape[0]}
     return acc, d.images
 
 
