@@ -7,6 +7,10 @@ Sampling: ``sample(use_cache=True)`` of a batch of 32x32 code maps (1024 tokens)
 
     python benchmarks/bench_gpu_prior.py --update-md BENCHMARKS.md      # on a CUDA machine
     python benchmarks/bench_gpu_prior.py --device cpu --tiny             # smoke test of the script
+    python benchmarks/bench_gpu_prior.py --device cpu --small --update-md BENCHMARKS.md
+
+``--small`` (6 layers x 256, 16x16 codes, batch 16) is the size for a CPU run,
+whose figures go to their own section (``bench_gpu_prior_cpu``) as ratios.
 """
 
 from __future__ import annotations
@@ -75,20 +79,27 @@ def main() -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--tiny", action="store_true", help="a tiny model and 2 steps (tests the script)")
+    ap.add_argument("--small", action="store_true", help="6 layers x 256 over 16x16 codes, batch 16: the CPU size")
     ap.add_argument("--update-md")
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: this benchmark measures GPU throughput (use --device cpu --tiny to test the script)", file=sys.stderr)
         return 2
     dev = torch.device(args.device)
-    size = dict(n_layer=2, n_head=2, n_embd=32) if args.tiny else dict(n_layer=12, n_head=12, n_embd=768)
-    hw = 8 if args.tiny else 32
+    if args.tiny:
+        size, hw, batch, steps = dict(n_layer=2, n_head=2, n_embd=32), 8, 4, 2
+    elif args.small:
+        size, hw, batch, steps = dict(n_layer=6, n_head=8, n_embd=256), 16, 16, 10
+    else:
+        size, hw, batch, steps = dict(n_layer=12, n_head=12, n_embd=768), 32, args.batch, args.steps
     cfg = TransformerConfig(codebook_size=512, height=hw, width=hw, **size)
-    batch, steps = (4, 2) if args.tiny else (args.batch, args.steps)
     res = {"config": {**size, "codes": f"{hw}x{hw}", "K": 512, "batch": batch}, "train_tokens_per_s": {}, "sample_tokens_per_s": {},
-           "device": device_label() if dev.type == "cuda" else "cpu", "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
-    for name, amp, comp in (("fp32", False, False), ("bf16", True, False), ("bf16+compile", True, True)):
+           "device": device_label(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    variants = (("fp32", False, False), ("bf16", True, False), ("bf16+compile", True, True))
+    if dev.type != "cuda":  # no bf16 units on most CPUs: compile the fp32 model instead
+        variants = (("fp32", False, False), ("fp32+compile", False, True), ("bf16", True, False))
+    for name, amp, comp in variants:
         res["train_tokens_per_s"][name] = train_tokens_per_s(cfg, batch, dev, amp, comp, steps)
         print(json.dumps({name: res["train_tokens_per_s"][name]}), flush=True)
     for name, amp in (("fp32", False), ("bf16", True)):
@@ -97,11 +108,13 @@ def main() -> int:
     if args.update_md:
         tr = " | ".join(f"{v:,.0f}" for v in res["train_tokens_per_s"].values())
         sa = " | ".join(f"{v:,.0f}" for v in res["sample_tokens_per_s"].values())
-        body = (f"`python benchmarks/bench_gpu_prior.py` ({res['date']}, {res['device']}, torch {res['torch']})\n\n"
+        head = " | ".join([*(f"training tokens/s: {k}" for k in res["train_tokens_per_s"]),
+                           *(f"sampling tokens/s (KV cache): {k}" for k in res["sample_tokens_per_s"])])
+        cmd = " ".join(["python benchmarks/bench_gpu_prior.py", *sys.argv[1:]]).replace(f" --update-md {args.update_md}", "")
+        body = (f"`{cmd}` ({res['date']}, {res['device']}, torch {res['torch']})\n\n"
                 f"Transformer prior {size['n_layer']} layers × {size['n_embd']}, {hw}×{hw} codes ({hw * hw} tokens), K = 512, batch {batch}.\n\n"
-                "| training tokens/s: fp32 | bf16 | bf16 + compile | sampling tokens/s (KV cache): fp32 | bf16 |\n"
-                f"|---|---|---|---|---|\n| {tr} | {sa} |\n")
-        replace_section(Path(args.update_md), "bench_gpu_prior", body)
+                f"| {head} |\n|{'---|' * 5}\n| {tr} | {sa} |\n")
+        replace_section(Path(args.update_md), "bench_gpu_prior" if dev.type == "cuda" else "bench_gpu_prior_cpu", body)
     return 0
 
 
