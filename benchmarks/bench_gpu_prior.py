@@ -95,7 +95,7 @@ def main() -> int:
         size, hw, batch, steps = dict(n_layer=12, n_head=12, n_embd=768), 32, args.batch, args.steps
     cfg = TransformerConfig(codebook_size=512, height=hw, width=hw, **size)
     res = {"config": {**size, "codes": f"{hw}x{hw}", "K": 512, "batch": batch}, "train_tokens_per_s": {}, "sample_tokens_per_s": {},
-           "device": device_label(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+           "device": device_label(args.device), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     variants = (("fp32", False, False), ("bf16", True, False), ("bf16+compile", True, True))
     if dev.type != "cuda":  # no bf16 units on most CPUs: compile the fp32 model instead
         variants = (("fp32", False, False), ("fp32+compile", False, True), ("bf16", True, False))

@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.mdsection import cpu_name, device_label, replace_section  # noqa: E402
+from benchmarks.mdsection import device_label, replace_section  # noqa: E402
 from vqvae.config import load_config  # noqa: E402
 from vqvae.data import ImageSet, load_images  # noqa: E402
 from vqvae.train import Trainer  # noqa: E402
@@ -112,7 +112,7 @@ def main() -> int:
     data = (load_images("cifar10", "train"), load_images("cifar10", "test"))
     if args.tiny:
         data = tuple(ImageSet(d.images[:64], d.labels[:64], d.classes, d.name) for d in data)
-    res = {"variants": {}, "device": device_label() if not cpu else f"CPU: {cpu_name()}, {torch.get_num_threads()} threads",
+    res = {"variants": {}, "device": device_label(args.device),
            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     for name in names:
         tr = _trainer(data, args.device, args.tiny, 10**6, args.batch, **VARIANTS[name])

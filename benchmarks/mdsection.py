@@ -30,10 +30,14 @@ def replace_section(path: Path, name: str, body: str) -> None:
     path.write_text(text)
 
 
-def device_label() -> str:
-    """``cuda: <GPU name>`` or ``CPU: <model>, <n> threads``, for the benchmark tables."""
+def device_label(device: str | None = None) -> str:
+    """``cuda: <GPU name>`` or ``CPU: <model>, <n> threads``, for the benchmark tables.
+
+    ``device``: the device the figures were measured on ("cpu" labels the CPU even
+    where CUDA is present); None: CUDA when there is one.
+    """
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not str(device or "cuda").startswith("cpu"):
         return f"cuda: {torch.cuda.get_device_name()}"
     return f"CPU: {cpu_name()}, {torch.get_num_threads()} threads"
