@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import write_npy_data
-from vqvae.cli import main
-from vqvae.codec import CodecError, compress, decompress, entropy, unpack
+from vqvae.cli import _parser, main
+from vqvae.codec import DEFAULT_REFINE, CodecError, compress, decompress, entropy, load_codec, unpack
 from vqvae.codec.codec import Codec, from_tiles, to_tiles, windowed
 from vqvae.codec.container import Header, pack
 from vqvae.config import build
@@ -252,6 +252,12 @@ def test_cli_and_python_api_end_to_end(tmp_path, capsys):
     from PIL import Image
 
     assert compress(Image.open(img), quality=1, model=prior) == out.read_bytes()
+    # both refine DEFAULT_REFINE steps unless told; --refine 0 gives the greedy codes
+    codec = load_codec(prior)
+    assert out.read_bytes() == codec.compress(read_image(img), 1, refine=DEFAULT_REFINE)[0]
+    assert main(["compress", str(img), "-o", str(tmp_path / "g.vqz"), "--model", str(prior), "--quality", "1", "--refine", "0"]) == 0
+    assert (tmp_path / "g.vqz").read_bytes() == codec.compress(read_image(img), 1)[0]
+    assert f"default {DEFAULT_REFINE}," in " ".join(_parser()._subparsers._group_actions[0].choices["compress"].format_help().split())
     # refined codes: an ordinary file that the same command decodes
     assert main(["compress", str(img), "-o", str(tmp_path / "r.vqz"), "--model", str(prior), "--quality", "2", "--refine", "2",
                  "--no-progress"]) == 0

@@ -129,9 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("-o", "--out", required=True, help="output .vqz (one input) or folder")
     co.add_argument("--quality", type=int, help="quality level 1..N of the model (more stages: more bits, less distortion)")
     co.add_argument("--model", help="a shipped codec model's name (default: coco-rvq4) or a prior run trained with --tile")
-    co.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                    help="encoder-side rate-distortion optimisation of the codes: STEPS gradient steps per image (e.g. 20; "
-                         "slower encoding, ordinary files, same decoder; default 0: the encoder's greedy codes)")
+    co.add_argument("--refine", type=int, metavar="STEPS",
+                    help="encoder-side rate-distortion optimisation of the codes: STEPS gradient steps per image "
+                         "(default 5, vqvae.codec.DEFAULT_REFINE; 20 saves a little more; 0: the encoder's greedy codes, "
+                         "fastest; ordinary files, same decoder)")
     co.add_argument("--no-progress", action="store_true", help="no progress bar while refining")
     dc = sub.add_parser("decompress", help=".vqz files -> PNG images (the file names the model it needs)")
     dc.add_argument("files", nargs="+")

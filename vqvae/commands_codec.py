@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vqvae import checkpoint
-from vqvae.codec import CodecError, load_codec, model_info, unpack
+from vqvae.codec import DEFAULT_REFINE, CodecError, load_codec, model_info, unpack
 from vqvae.data import read_image, write_image
 
 
@@ -20,8 +20,10 @@ def _outputs(inputs: list[str], out: str, suffix: str) -> list[Path]:
     return [o / f"{s}{suffix}" for s in stems]
 
 
-def compress(images: list[str], out: str, quality: int | None, model: str | None, refine: int = 0,
+def compress(images: list[str], out: str, quality: int | None, model: str | None, refine: int | None = None,
              progress: bool = True) -> list[dict]:
+    """``vqvae compress``: each image to a ``.vqz`` file; ``refine`` None: :data:`DEFAULT_REFINE` steps."""
+    refine = DEFAULT_REFINE if refine is None else refine
     codec = load_codec(model)
     if quality is None:
         quality = model_info(codec.name).get("default_quality")
