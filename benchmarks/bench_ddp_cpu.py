@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,12 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.mdsection import cpu_name, replace_section  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from vqvae.dist import free_port  # noqa: E402
 
 
 def _run(name: str, procs: int, threads: int, steps: int, data: str, extra: list[str], out: Path) -> dict:
@@ -45,7 +39,7 @@ def _run(name: str, procs: int, threads: int, steps: int, data: str, extra: list
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
     train = ["-m", "vqvae", "train", "--data", data, "--out", str(run), "--steps", str(steps), "--no-progress",
              "--train.minutes=0", "--train.eval_every=0", f"--train.threads={threads}", *extra]
-    launch = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={procs}", "--master_port", str(_free_port())]
+    launch = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={procs}", "--master_port", str(free_port())]
     cmd = (launch if procs > 1 else [sys.executable]) + train
     t = time.perf_counter()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)

@@ -108,12 +108,12 @@ def main() -> int:
     if args.update_md:
         tr = " | ".join(f"{v:,.0f}" for v in res["train_tokens_per_s"].values())
         sa = " | ".join(f"{v:,.0f}" for v in res["sample_tokens_per_s"].values())
-        head = " | ".join([*(f"training tokens/s: {k}" for k in res["train_tokens_per_s"]),
-                           *(f"sampling tokens/s (KV cache): {k}" for k in res["sample_tokens_per_s"])])
+        cols = [*(f"training tokens/s: {k}" for k in res["train_tokens_per_s"]),
+                *(f"sampling tokens/s (KV cache): {k}" for k in res["sample_tokens_per_s"])]
         cmd = " ".join(["python benchmarks/bench_gpu_prior.py", *sys.argv[1:]]).replace(f" --update-md {args.update_md}", "")
         body = (f"`{cmd}` ({res['date']}, {res['device']}, torch {res['torch']})\n\n"
                 f"Transformer prior {size['n_layer']} layers × {size['n_embd']}, {hw}×{hw} codes ({hw * hw} tokens), K = 512, batch {batch}.\n\n"
-                f"| {head} |\n|{'---|' * 5}\n| {tr} | {sa} |\n")
+                f"| {' | '.join(cols)} |\n|{'---|' * len(cols)}\n| {tr} | {sa} |\n")
         replace_section(Path(args.update_md), "bench_gpu_prior" if dev.type == "cuda" else "bench_gpu_prior_cpu", body)
     return 0
 

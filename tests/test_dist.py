@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,9 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+from vqvae.dist import free_port
+
 STEPS = 6
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(restart_after: int, quantizer: str = "ema"):
@@ -64,7 +59,7 @@ def _worker(rank: int, world: int, port: int, out: str, restart_after: int, quan
 
 
 def _spawn(tmp_path: Path, restart_after: int, quantizer: str = "ema") -> list[dict]:
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), restart_after, quantizer), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path), restart_after, quantizer), nprocs=2, join=True)
     return [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(2)], [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
 
 
@@ -99,7 +94,7 @@ def test_torchrun_cli_two_processes(tmp_path):
     data = write_npy_data(tmp_path / "data")
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()), "-m", "vqvae", "train",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(free_port()), "-m", "vqvae", "train",
            "--config", "tiny", "--data", data, "--out", str(run), "--steps", "4", "--no-progress", "--train.eval_images=8",
            "--train.powersgd_rank=1"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -15,6 +15,15 @@ import torch
 import torch.distributed as td
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now, for a local rendezvous (``--master_port``; tests, benchmarks)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def init_from_env() -> bool:
     """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1): NCCL with one GPU
     per process (``LOCAL_RANK``) where CUDA is available, else gloo. Returns whether this is a
