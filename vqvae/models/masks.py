@@ -8,8 +8,10 @@ order, image token ``(i, j)`` may attend to image token ``(i', j')`` at or
 before it when:
 
 * ``full``: always (dense causal attention);
-* ``row``: it is among the previous ``w`` positions (one row's worth: the rest
-  of its own row and the end of the row above);
+* ``row``: it is among the last ``w + 1`` positions up to itself (figure 11a:
+  the previous 5 image tokens for a 4-wide image, itself included): the rest of
+  its own row to its left and the row above from its own column on, so the
+  token right above it is always in view;
 * ``column``: ``j' == j`` (its column, above it);
 * ``conv``: ``|i - i'| <= r`` and ``|j - j'| <= r`` (a ``(2r+1)^2`` window,
   DALL-E's last layer with an 11 x 11 kernel, ``r = 5``).
@@ -41,7 +43,7 @@ def attention_mask(pattern: str, text_len: int, h: int, w: int, radius: int = 5,
     img_q, img_k = q >= text_len, k >= text_len
     qi, ki = (q - text_len).clamp(min=0), (k - text_len).clamp(min=0)
     if pattern == "row":
-        allowed = qi - ki < w
+        allowed = qi - ki <= w
     elif pattern == "column":
         allowed = (qi % w) == (ki % w)
     else:
