@@ -35,8 +35,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae import audio_inference, checkpoint, commands, commands_audio, metrics  # noqa: E402
-from vqvae.splits import load_split  # noqa: E402
+from vqvae.audio import conversion, metrics  # noqa: E402
+from vqvae.audio import inference as audio_inference  # noqa: E402
+from vqvae.core import checkpoint  # noqa: E402
+from vqvae.core.runs import DatasetRecipe, RunArgs, train  # noqa: E402
+from vqvae.core.task import load_split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _train(run: Path, config: str | None, overrides: list[str]) -> None:
     if not (run / "eval.json").is_file():
         shutil.rmtree(run, ignore_errors=True)
-        commands.train("fsdd", config, str(run), None, None, False, None, ["--train.minutes=0", *overrides], progress=False)
+        train(DatasetRecipe(RunArgs(out=str(run), overrides=["--train.minutes=0", *overrides], progress=False), "fsdd", config))
 
 
 def _rtf(model, x: torch.Tensor, speakers: torch.Tensor, sr: int, batch: int) -> float:
@@ -87,10 +90,10 @@ def main() -> int:
     _train(spk_r, "classifier-audio", [f"--data.reconstructions_from={par}", *q])
     _train(dig_r, "classifier-audio", ["--data.label=digit", f"--data.reconstructions_from={par}", *q])
     _train(wn, None, [o for o in args.wavenet_overrides.split(",") if o] + q)
-    res = {"parallel": commands_audio.evaluate(str(par), None, "test", str(spk), str(dig), as_json=False)}
+    res = {"parallel": conversion.evaluate_run(str(par), "test", speaker_classifier=str(spk), digit_classifier=str(dig))}
     cfg, model = checkpoint.load_run(par)
     test = load_split(cfg, "test")
-    res["parallel_rec_classifiers"] = commands_audio.conversion_scores(model, test, str(spk_r), str(dig_r))
+    res["parallel_rec_classifiers"] = conversion.conversion_scores(model, test, str(spk_r), str(dig_r))
     sr = cfg.model.sample_rate
     res["parallel"]["rtf_batch1"] = _rtf(model, test.images[:16], test.labels[:16], sr, 1)
     res["parallel"]["rtf_batched"] = _rtf(model, test.images, test.labels, sr, 64)

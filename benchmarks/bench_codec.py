@@ -33,8 +33,9 @@ sys.path.insert(0, str(REPO))
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
 from vqvae.codec import DEFAULT_MODEL, load_codec  # noqa: E402
 from vqvae.codec.rd import bd_rate, pillow_codec  # noqa: E402
-from vqvae.data import data_roots, read_image  # noqa: E402
-from vqvae.metrics import ms_ssim_per_image, mse_per_image, psnr_from_mse  # noqa: E402
+from vqvae.data.roots import data_roots
+from vqvae.data.images import read_image  # noqa: E402
+from vqvae.image.metrics import ms_ssim_per_image, mse_per_image, psnr_from_mse  # noqa: E402
 
 JPEG_Q = (1, 3, 5, 8, 10, 15, 20, 30, 40, 50, 60, 75, 90)
 WEBP_Q = (0, 2, 5, 10, 20, 30, 40, 50, 60, 75, 90)
@@ -196,7 +197,7 @@ def rate(c):
 
 def _example(codec, images, refine: int, path: Path) -> None:
     """kodim23's centre at the middle quality, next to JPEG and WebP at the nearest bpp above it."""
-    from vqvae.data import write_image
+    from vqvae.data.images import write_image
 
     name, x = next(((n, im) for n, im in images if n == "kodim23"), images[0])
     q = max(1, (codec.levels + 1) // 2)

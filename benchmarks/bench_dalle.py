@@ -39,8 +39,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae import checkpoint, dalle_eval, plots, scenes  # noqa: E402
-from vqvae.commands_dalle import load_dalle  # noqa: E402
+from vqvae.core import checkpoint
+from vqvae.text2image import evaluate as dalle_eval
+from vqvae.text2image import loading
+from vqvae.text2image import plots as t2i_plots
+from vqvae.data import scenes  # noqa: E402
+from vqvae.text2image.loading import load_dalle  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -58,8 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--update-md")
     args = ap.parse_args(argv)
     cfg, model, text, tok = load_dalle(args.run)
-    reader = dalle_eval.load_reader(args.reader)
-    clip = dalle_eval.load_clip(args.clip) if args.clip else None
+    reader = loading.load_reader(args.reader)
+    clip = loading.load_clip(args.clip) if args.clip else None
     n_train = scenes.parse_name(cfg.data.name)
     rep = {"run": args.run, "reader": args.reader, "device": device_label(), "date": time.strftime("%Y-%m-%d"),
            "parameters": sum(p.numel() for p in model.parameters()), "data": cfg.data.name,
@@ -98,7 +102,7 @@ def main(argv=None) -> int:
     per = args.per_prompt
     pred = reader.read(images[: k * per])
     ok = scenes.faithful(pred, attrs[:k].repeat_interleave(per, 0)).view(k, per).tolist()
-    plots.save_prompt_grid([(caps[i], images[i * per : (i + 1) * per]) for i in range(k)], args.grid, marks=ok)
+    t2i_plots.save_prompt_grid([(caps[i], images[i * per : (i + 1) * per]) for i in range(k)], args.grid, marks=ok)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "report.json").write_text(json.dumps(rep, indent=2))
     print(json.dumps(rep, indent=2))

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.mdsection import cpu_name, replace_section  # noqa: E402
-from vqvae.dist import free_port  # noqa: E402
+from vqvae.core.dist import free_port  # noqa: E402
 
 
 def _run(name: str, procs: int, threads: int, steps: int, data: str, extra: list[str], out: Path) -> dict:

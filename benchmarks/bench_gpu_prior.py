@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae.models.transformer import TransformerConfig, TransformerPrior  # noqa: E402
+from vqvae.priors.transformer import TransformerConfig, TransformerPrior  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:

@@ -38,9 +38,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae.config import load_config  # noqa: E402
-from vqvae.data import ImageSet, load_images  # noqa: E402
-from vqvae.train import Trainer  # noqa: E402
+from vqvae.core.config import load_config  # noqa: E402
+from vqvae.data.sets import ImageSet
+from vqvae.data.images import load_images  # noqa: E402
+from vqvae.core.train import Trainer  # noqa: E402
 
 CUDA_VARIANTS = ("fp32", "bf16", "bf16+cl", "bf16+cl+compile", "bf16+cl+graphs")
 CPU_VARIANTS = ("fp32", "fp32+cl", "fp32+cl+compile", "bf16")

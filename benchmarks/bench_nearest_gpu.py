@@ -64,8 +64,8 @@ class Bench:
     def __init__(self, device: str, d: int, warmup: int, reps: int):
         import torch
 
-        from vqvae import quantizers
-        from vqvae.kernels import nearest_triton as nt
+        from vqvae.quantize import vq as quantizers
+        from vqvae.quantize import nearest_triton as nt
 
         self.torch, self.q, self.nt = torch, quantizers, nt
         self.device, self.d, self.warmup, self.reps = device, d, warmup, reps
@@ -294,7 +294,7 @@ def main() -> int:
         print("bench_nearest_gpu: no CUDA device here; this benchmark needs a GPU "
               "(use --interpret for a tiny CPU run that only checks the script)", file=sys.stderr)
         return 2
-    from vqvae.kernels import nearest_triton as nt
+    from vqvae.quantize import nearest_triton as nt
 
     if not nt.AVAILABLE:
         print("bench_nearest_gpu: triton is not importable; install it (it ships with CUDA builds of torch)", file=sys.stderr)

@@ -34,7 +34,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae import checkpoint, commands, commands_prior  # noqa: E402
+from vqvae.core import checkpoint  # noqa: E402
+from vqvae.core.runs import DatasetRecipe, RunArgs, train  # noqa: E402
+from vqvae.priors.evaluation import evaluate_prior  # noqa: E402
+from vqvae.priors.recipe import PriorRecipe  # noqa: E402
+from vqvae.priors.sampling import sample_run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,16 +80,16 @@ def main() -> int:
     if not _done(tok):
         shutil.rmtree(tok, ignore_errors=True)
         t = time.time()
-        commands.train(args.data, args.tokenizer_config, str(tok), None, None, False, None, ["--train.minutes=0", *_split(args.tokenizer_overrides)],
-                       progress=False)
+        train(DatasetRecipe(RunArgs(out=str(tok), overrides=["--train.minutes=0", *_split(args.tokenizer_overrides)], progress=False),
+                            args.data, args.tokenizer_config))
         timings["tokenizer_s"] = time.time() - t
     tok_eval = json.loads((tok / "eval.json").read_text())
     use_cls = not args.no_classifier
     if use_cls and not _done(cls):
         shutil.rmtree(cls, ignore_errors=True)
         t = time.time()
-        commands.train(args.data, "classifier", str(cls), None, None, False, None, ["--train.minutes=0", *_split(args.classifier_overrides)],
-                       progress=False)
+        train(DatasetRecipe(RunArgs(out=str(cls), overrides=["--train.minutes=0", *_split(args.classifier_overrides)], progress=False),
+                            args.data, "classifier"))
         timings["classifier_s"] = time.time() - t
     overrides = _split(args.prior_overrides)
     results = {}
@@ -94,21 +98,20 @@ def main() -> int:
         if not _done(run):
             shutil.rmtree(run, ignore_errors=True)
             t = time.time()
-            commands_prior.train_prior(str(tok), arch, not args.unconditional, None, str(run), None, None, False, None, overrides, progress=False)
+            train(PriorRecipe(RunArgs(out=str(run), overrides=overrides, progress=False), str(tok), arch, not args.unconditional))
             timings[f"{arch}_s"] = time.time() - t
         cfg = checkpoint.load_config(run)
         temps = [float(x) for x in args.temperatures.split(",")]
-        ev = commands_prior.evaluate_prior(str(run), None, "test", str(cls) if use_cls else None, args.samples, 0, as_json=False,
-                                           temperature=temps[0])
+        ev = evaluate_prior(str(run), "test", classifier=str(cls) if use_cls else None, samples=args.samples, temperature=temps[0])
         ev["by_temperature"] = {temps[0]: {k: ev.get(k) for k in ("sample_accuracy", "fd_samples")}}
         for temp in temps[1:] if use_cls else []:
-            e2 = commands_prior.evaluate_prior(str(run), None, "test", str(cls), args.samples, 0, as_json=False, temperature=temp)
+            e2 = evaluate_prior(str(run), "test", classifier=str(cls), samples=args.samples, temperature=temp)
             ev["by_temperature"][temp] = {k: e2.get(k) for k in ("sample_accuracy", "fd_samples")}
         t = time.time()
         n_grid = 8 * cfg.model.num_classes if cfg.model.num_classes else 64
-        commands_prior.sample(str(run), n_grid, None, temps[-1], 0, 1.0, 0, str(run / "samples_grid.png"), None)
+        sample_run(str(run), n_grid, run / "samples_grid.png", temperature=temps[-1])
         results[arch] = {**ev, "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
-                         "params": sum(int(v.numel()) for v in checkpoint._read_safetensors(run / checkpoint.MODEL)[0].values()),
+                         "params": sum(int(v.numel()) for v in checkpoint.load_run(run)[1].state_dict().values()),
                          "model": {k: v for k, v in vars(cfg.model).items()}, "sample_grid_s": time.time() - t}
     device = device_label()
     report = {"data": args.data, "tokenizer": {k: tok_eval[k] for k in ("psnr", "usage_pct", "perplexity", "bits_per_dim", "step")},

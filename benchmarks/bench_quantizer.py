@@ -70,7 +70,7 @@ def build_step(impl: str, k: int, n: int):
 
     torch.manual_seed(0)
     if impl.startswith("ours"):
-        from vqvae.quantizers import VectorQuantizer, VectorQuantizerEMA
+        from vqvae.quantize.vq import VectorQuantizer, VectorQuantizerEMA
 
         q = VectorQuantizerEMA(k, D, commitment_cost=0.25, decay=0.99) if impl == "ours-ema" else VectorQuantizer(k, D, commitment_cost=0.25)
         x = torch.randn(BATCH, D, n // BATCH, requires_grad=True)

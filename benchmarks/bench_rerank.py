@@ -30,8 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae import dalle_eval, scenes  # noqa: E402
-from vqvae.commands_dalle import load_dalle  # noqa: E402
+from vqvae.text2image import evaluate as dalle_eval
+from vqvae.text2image import loading
+from vqvae.data import scenes  # noqa: E402
+from vqvae.text2image.loading import load_dalle  # noqa: E402
 
 
 def kept_accuracy(score: torch.Tensor, ok: torch.Tensor, per: int, c: int) -> float:
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     settings = args.setting or [[3.0, 0.8], [2.0, 1.0]]
     cfg, model, text, tok = load_dalle(args.run)
-    reader, clip = dalle_eval.load_reader(args.reader), dalle_eval.load_clip(args.clip)
+    reader, clip = loading.load_reader(args.reader), loading.load_clip(args.clip)
     n_train = scenes.parse_name(cfg.data.name)
     per, cmax = args.per_prompt, args.max_candidates
     cs = [c for c in (2, 4, 8, 16, 32) if c <= cmax]

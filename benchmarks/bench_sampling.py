@@ -43,8 +43,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.mdsection import cpu_name, replace_section  # noqa: E402
-from vqvae.models.prior import sample_from  # noqa: E402
-from vqvae.models.transformer import TransformerConfig, TransformerPrior  # noqa: E402
+from vqvae.priors.sequence import sample_from  # noqa: E402
+from vqvae.priors.transformer import TransformerConfig, TransformerPrior  # noqa: E402
 
 
 def timed(fn, device) -> float:
@@ -102,7 +102,7 @@ def bench_transformer(cfg: TransformerConfig, batch: int, args, device) -> dict:
 
 def bench_pixelcnn(sizes, batch: int, tiny: bool, device) -> dict:
     try:
-        from vqvae.models.pixelcnn import PixelCNNConfig, PixelCNNPrior
+        from vqvae.priors.pixelcnn import PixelCNNConfig, PixelCNNPrior
     except Exception as e:  # written concurrently: the transformer part must still run without it
         return {"skipped": f"cannot import vqvae.models.pixelcnn: {type(e).__name__}: {e}"}
     out = {"cases": []}

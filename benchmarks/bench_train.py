@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae import commands  # noqa: E402
+from vqvae.core.runs import DatasetRecipe, RunArgs, train  # noqa: E402
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
     out = Path(args.out or f"bench_out/{args.data}")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.time()
-    final = commands.train(args.data, None, str(out), None, args.minutes, False, None, args.overrides + extra, progress=False)
+    final = train(DatasetRecipe(RunArgs(out=str(out), minutes=args.minutes, overrides=args.overrides + extra, progress=False), args.data, None))
     cfg = json.loads((out / "config.json").read_text())
     device = device_label()
     result = {

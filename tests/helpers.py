@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqvae.config import load_config
-from vqvae.data import ImageSet
+from vqvae.core.config import load_config
+from vqvae.data.sets import ImageSet
 
 
 def blobs(n: int, size: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from vqvae.audio_data import read_wav, write_wav
+from vqvae.data.audio import read_wav, write_wav
 from vqvae.cli import main
 
 SR = 8000
@@ -131,9 +131,10 @@ def test_audio_prior_samples_wavs(runs, tmp_path, capsys):
 def test_classifier_trains_on_reconstructions_too(runs):
     import torch
 
-    from vqvae import checkpoint, config
-    from vqvae.errors import DataError
-    from vqvae.splits import load_split
+    from vqvae.core import checkpoint
+    from vqvae.core import config
+    from vqvae.core.errors import DataError
+    from vqvae.core.task import load_split
 
     root, vq, spk, _ = runs
     over = ["--data.clip_length=512", "--data.label=digit"]

@@ -17,10 +17,10 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from vqvae.audio_data import (AudioSet, hz_to_mel, load_audio, log_mel, mel_filterbank, mel_to_hz, mu_law_decode,
-                              mu_law_encode, read_wav, trim_silence, write_wav)
-from vqvae.data import DATA_ENV
-from vqvae.errors import DataError
+from vqvae.data.audio import AudioSet, load_audio, read_wav, trim_silence, write_wav
+from vqvae.nets.dsp import hz_to_mel, log_mel, mel_filterbank, mel_to_hz, mu_law_decode, mu_law_encode
+from vqvae.data.roots import DATA_ENV
+from vqvae.core.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FSDD = SHARED / "fsdd" / "recordings"

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from vqvae.errors import ConfigError
-from vqvae.audio_data import mu_law_decode as _mu_law_decode
-from vqvae.audio_data import mu_law_encode as _mu_law_encode
-from vqvae.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
+from vqvae.core.errors import ConfigError
+from vqvae.nets.dsp import mu_law_decode as _mu_law_decode
+from vqvae.nets.dsp import mu_law_encode as _mu_law_encode
+from vqvae.audio.model import AudioVQVAE, AudioVQVAEConfig
 from vqvae.nets.audio import ParallelDecoder, WaveNetDecoder
 
 

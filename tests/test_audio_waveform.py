@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from vqvae.errors import ConfigError
-from vqvae.losses import multi_resolution_stft_loss
-from vqvae.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
+from vqvae.core.errors import ConfigError
+from vqvae.audio.losses import multi_resolution_stft_loss
+from vqvae.audio.model import AudioVQVAE, AudioVQVAEConfig
 
 
 def tiny(**kw) -> AudioVQVAEConfig:
@@ -109,7 +109,7 @@ def test_encoder_at_init_sees_quiet_speech_so_the_codebook_cannot_collapse():
 
 
 def test_encoder_input_is_mu_law_companded_or_linear():
-    from vqvae.audio_data import mu_law_compress
+    from vqvae.nets.dsp import mu_law_compress
 
     torch.manual_seed(0)
     x = _quiet_speech(2, 512)

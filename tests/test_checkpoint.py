@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tests.helpers import tiny_config
-from vqvae import checkpoint
-from vqvae.errors import CheckpointError
-from vqvae.models import create_model
+from vqvae.core import checkpoint, files
+from vqvae.core.errors import CheckpointError
+from vqvae.registry import create_model
 
 
 @pytest.fixture
@@ -47,14 +47,14 @@ def test_round_trip(run):
 
 def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
     p = tmp_path / "f.bin"
-    checkpoint.atomic_write(p, b"old")
+    files.atomic_write(p, b"old")
 
     def boom(*a):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.atomic_write(p, b"new contents")
+        files.atomic_write(p, b"new contents")
     assert p.read_bytes() == b"old" and [q.name for q in tmp_path.iterdir()] == ["f.bin"]
 
 
@@ -116,5 +116,5 @@ def test_remove_stale_temps_after_a_killed_write(run):
     torn.write_bytes(b"half a checkpoint")  # what SIGKILL mid-atomic_write leaves
     keep = run_dir / "notes.tmp"  # not one of ours: no leading dot
     keep.write_text("x")
-    assert checkpoint.remove_stale_temps(run_dir) == [torn]
+    assert files.remove_stale_temps(run_dir) == [torn]
     assert not torn.exists() and keep.exists() and (run_dir / checkpoint.STATE).exists()

@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from tests.helpers import blobs, write_npy_data
-from vqvae import checkpoint, inference
+from vqvae.core import checkpoint
+from vqvae.image import inference
 from vqvae.cli import main
-from vqvae.data import read_image
+from vqvae.data.images import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,7 +122,8 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_demo_trains_tokenizer_and_prior(tmp_path):
-    from vqvae.data import DataError, load_images
+    from vqvae.core.errors import DataError
+    from vqvae.data.images import load_images
 
     try:
         load_images("fashion-mnist", "test")

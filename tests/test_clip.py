@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vqvae.errors import ConfigError
-from vqvae.models.clip import Clip, ClipConfig
+from vqvae.core.errors import ConfigError
+from vqvae.text2image.clip import Clip, ClipConfig
 
 
 def tiny(**kw):

@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 from tests.helpers import write_npy_data
 from vqvae.cli import main
 from vqvae.codec import DEFAULT_REFINE, CodecError, compress, decompress, entropy, load_codec, unpack
-from vqvae.codec.codec import Codec, from_tiles, to_tiles, windowed
+from vqvae.codec.codec import Codec, from_tiles, to_tiles
+from vqvae.codec.windows import windowed
 from vqvae.codec.container import Header, pack
-from vqvae.config import build
-from vqvae.data import read_image, write_image
-from vqvae.models import create_model
+from vqvae.core.config import build
+from vqvae.data.images import read_image, write_image
+from vqvae.registry import create_model
 
 QUICK = ["--no-progress", "--train.eval_images=8", "--train.batch_size=8", "--train.log_every=2"]
 
@@ -64,21 +65,21 @@ def _oracle(codec, x, q):
 @pytest.mark.parametrize("q", [1, 2, 3])
 def test_round_trip_equals_the_tokenizer_at_each_quality(codec, q):
     x = _image()
-    data, stats = codec.compress(x, q)
+    data, stats = codec.compress(x, q, refine=0)
     assert torch.equal(codec.decompress(data), _oracle(codec, x, q))
     assert stats.bytes == len(data) and stats.bpp == pytest.approx(8 * len(data) / (37 * 50))
 
 
 def test_more_quality_costs_more_bits(codec):
     x = _image(h=64, w=64)
-    sizes = [len(codec.compress(x, q)[0]) for q in (1, 2, 3)]
+    sizes = [len(codec.compress(x, q, refine=0)[0]) for q in (1, 2, 3)]
     assert sizes[0] < sizes[1] < sizes[2]
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 5, 3), (3, 16, 16), (3, 17, 33), (1, 40, 9)])
 def test_any_size_and_grey(codec, shape):
     x = _image(*shape) if min(shape[1:]) > 4 else torch.randint(0, 256, shape, dtype=torch.uint8)
-    y = codec.decompress(codec.compress(x, 2)[0])
+    y = codec.decompress(codec.compress(x, 2, refine=0)[0])
     assert y.shape == x.shape and y.dtype == torch.uint8
     if shape[0] == 1:  # grey: the RGB reconstruction's luma (ITU-R 601), as Pillow computes it
         rgb = _oracle(codec, x, 2).numpy().transpose(1, 2, 0)
@@ -89,7 +90,7 @@ def test_any_size_and_grey(codec, shape):
 
 def test_payload_is_within_one_percent_of_the_model_nll(codec):
     x = _image(h=96, w=96, seed=3)
-    data, stats = codec.compress(x, 3)
+    data, stats = codec.compress(x, 3, refine=0)
     header = len(data) - stats.payload_bytes
     assert header < 64
     assert stats.payload_bytes * 8 <= stats.nll_bits * 1.01 + 64
@@ -114,9 +115,9 @@ def test_same_bytes_whatever_the_thread_count(codec):
     n = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        a = codec.compress(x, 3)[0]
+        a = codec.compress(x, 3, refine=0)[0]
         torch.set_num_threads(2)
-        b = codec.compress(x, 3)[0]
+        b = codec.compress(x, 3, refine=0)[0]
         assert torch.get_num_threads() == 2  # restored after coding
     finally:
         torch.set_num_threads(n)
@@ -127,7 +128,7 @@ def test_a_file_decodes_identically_in_another_process_with_other_threads(tmp_pa
     """Write with this process's settings; read in a fresh interpreter with 2 threads (MKL/OMP env too)."""
     tok_cfg, tok, pr_cfg, prior = _models(seed=1)
     x = _image(h=40, w=40, seed=2)
-    data = Codec("m", tok_cfg, tok, pr_cfg, prior).compress(x, 3)[0]
+    data = Codec("m", tok_cfg, tok, pr_cfg, prior).compress(x, 3, refine=0)[0]
     torch.save({"tok": tok.state_dict(), "prior": prior.state_dict()}, tmp_path / "w.pt")
     (tmp_path / "a.vqz").write_bytes(data)
     script = f"""
@@ -185,7 +186,7 @@ def test_container_round_trip_and_header_errors():
 
 def test_wrong_model_and_bad_quality(codec):
     other = Codec("other", *_models(seed=3))
-    data = codec.compress(_image(), 1)[0]
+    data = codec.compress(_image(), 1, refine=0)[0]
     with pytest.raises(CodecError, match="needs codec model 'test-model'"):
         other.decompress(data)
     for q in (0, 4, 1.5, True):
@@ -199,7 +200,7 @@ def test_wrong_model_and_bad_quality(codec):
 
 @pytest.fixture(scope="module")
 def valid_file(codec):
-    return codec.compress(_image(h=20, w=24, seed=9), 2)[0]
+    return codec.compress(_image(h=20, w=24, seed=9), 2, refine=0)[0]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -256,10 +257,15 @@ def test_cli_and_python_api_end_to_end(tmp_path, capsys, monkeypatch):
     codec = load_codec(prior)
     assert out.read_bytes() == codec.compress(read_image(img), 1, refine=DEFAULT_REFINE)[0]
     assert main(["compress", str(img), "-o", str(tmp_path / "g.vqz"), "--model", str(prior), "--quality", "1", "--refine", "0"]) == 0
-    assert (tmp_path / "g.vqz").read_bytes() == codec.compress(read_image(img), 1)[0]
+    assert (tmp_path / "g.vqz").read_bytes() == codec.compress(read_image(img), 1, refine=0)[0]
     asked = []  # the refine steps each entry point passes down (the bytes may coincide on a tiny model)
+    import inspect
+
+    # one default: Codec.compress, vqvae.codec.compress and the CLI (below) all take DEFAULT_REFINE
+    assert inspect.signature(Codec.compress).parameters["refine"].default == DEFAULT_REFINE
+    assert inspect.signature(compress).parameters["refine"].default == DEFAULT_REFINE
     real = Codec.compress
-    monkeypatch.setattr(Codec, "compress", lambda self, *a, refine=0, **k: asked.append(refine) or real(self, *a, refine=refine, **k))
+    monkeypatch.setattr(Codec, "compress", lambda self, *a, refine=-1, **k: asked.append(refine) or real(self, *a, refine=refine, **k))
     main(["compress", str(img), "-o", str(tmp_path / "s.vqz"), "--model", str(prior), "--quality", "1", "--no-progress"])
     compress(Image.open(img), quality=1, model=prior)
     main(["compress", str(img), "-o", str(tmp_path / "s.vqz"), "--model", str(prior), "--quality", "1", "--refine", "0"])
@@ -269,6 +275,10 @@ def test_cli_and_python_api_end_to_end(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["compress", "--help"])
     assert f"default {DEFAULT_REFINE}," in " ".join(capsys.readouterr().out.split())
+    # one default quality, the model's (a prior run's: its top level), for the CLI, the Python API and Codec.compress alike
+    assert main(["compress", str(img), "-o", str(tmp_path / "d.vqz"), "--model", str(prior), "--refine", "0"]) == 0
+    assert unpack((tmp_path / "d.vqz").read_bytes())[0].quality == codec.default_quality == codec.levels
+    assert compress(Image.open(img), model=prior, refine=0) == (tmp_path / "d.vqz").read_bytes() == codec.compress(read_image(img), refine=0)[0]
     # refined codes: an ordinary file that the same command decodes
     assert main(["compress", str(img), "-o", str(tmp_path / "r.vqz"), "--model", str(prior), "--quality", "2", "--refine", "2",
                  "--no-progress"]) == 0
@@ -315,7 +325,7 @@ def test_pillow_baselines_decode_what_they_encode():
 
 def test_ms_ssim_matches_pytorch_msssim():
     """Values from pytorch-msssim 1.0 (``ms_ssim(a, b, data_range=255, size_average=False)``) on these inputs."""
-    from vqvae.metrics import ms_ssim_per_image
+    from vqvae.image.metrics import ms_ssim_per_image
 
     g = torch.Generator().manual_seed(0)
     a = (F.interpolate(torch.rand(2, 3, 24, 20, generator=g), size=(200, 181), mode="bilinear") * 255).round().to(torch.uint8)
@@ -369,17 +379,17 @@ def test_the_shipped_default_model_works_after_install(tmp_path, capsys):
 def test_tile_groups_code_like_one_batch(codec, monkeypatch):
     """Large images go through the prior in groups of tiles; the bits are the same sequences' and decode back."""
     x = _image(h=64, w=80, seed=6)  # 4 x 5 = 20 tiles
-    one, st_one = codec.compress(x, 2)
+    one, st_one = codec.compress(x, 2, refine=0)
     enc, dec = entropy.encode, entropy.decode
     monkeypatch.setattr(entropy, "encode", lambda p, s: enc(p, s, group=3))
     monkeypatch.setattr(entropy, "decode", lambda p, w, n, length: dec(p, w, n, length, group=3))
-    grouped, st_g = codec.compress(x, 2)
+    grouped, st_g = codec.compress(x, 2, refine=0)
     assert torch.equal(codec.decompress(grouped), _oracle(codec, x, 2))
     assert abs(st_g.nll_bits - st_one.nll_bits) < 1e-6 * st_one.nll_bits
 
 
 def test_a_named_model_without_weights_says_how_to_build_it(tmp_path, monkeypatch, capsys):
-    import vqvae.codec as codec_mod
+    import vqvae.codec.api as codec_mod
 
     (tmp_path / "m1" / "prior").mkdir(parents=True)
     (tmp_path / "m1" / "prior" / "config.json").write_text("{}")

@@ -111,8 +111,8 @@ def test_bad_refine_values_are_clear_errors(codec, bad):
 
 
 def test_a_single_codebook_model_refines_too():
-    from vqvae.config import build
-    from vqvae.models import create_model
+    from vqvae.core.config import build
+    from vqvae.registry import create_model
 
     torch.manual_seed(0)
     tok_cfg = build({"arch": "vqvae", "model": {"in_channels": 3, "hidden": 16, "res_hidden": 8, "num_res_blocks": 1, "num_downsamples": 2,

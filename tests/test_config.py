@@ -2,8 +2,8 @@
 
 import pytest
 
-from vqvae.config import build, load_config, parse_overrides, preset_for, presets, read_yaml
-from vqvae.errors import ConfigError
+from vqvae.core.config import build, load_config, parse_overrides, preset_for, presets, read_yaml
+from vqvae.core.errors import ConfigError
 
 
 def test_every_preset_builds():

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vqvae.errors import ConfigError
-from vqvae.models.dalle import Dalle, DalleConfig
+from vqvae.core.errors import ConfigError
+from vqvae.text2image.dalle import Dalle, DalleConfig
 
 
 def model(seed=0, **kw):

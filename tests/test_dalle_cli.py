@@ -36,7 +36,7 @@ def test_training_writes_a_run_with_its_text_tokenizer(runs):
 
 
 def test_fine_tuning_on_other_captions_keeps_the_source_text_tokenizer(runs, tmp_path):
-    from vqvae import checkpoint
+    from vqvae.core import checkpoint
 
     _, tok, run = runs
     ft = tmp_path / "ft"
@@ -65,8 +65,9 @@ def test_generate_and_its_errors(runs, tmp_path, capsys):
 
 
 def test_reranking_keeps_the_best_scored_candidates(runs, tmp_path, capsys):
-    from vqvae import dalle_eval, inference
-    from vqvae.commands_dalle import load_dalle
+    from vqvae.image import inference
+    from vqvae.text2image import evaluate as dalle_eval
+    from vqvae.text2image.loading import load_dalle
 
     _, _, run = runs
     _, model, text, tok = load_dalle(run)
@@ -93,8 +94,9 @@ def test_reranking_keeps_the_best_scored_candidates(runs, tmp_path, capsys):
 
 
 def test_clip_trains_on_the_train_split_and_reranks(runs, tmp_path, capsys):
-    from vqvae import dalle_eval
-    from vqvae.commands_dalle import load_dalle
+    from vqvae.text2image import evaluate as dalle_eval
+    from vqvae.text2image import loading
+    from vqvae.text2image.loading import load_dalle
 
     _, tok, run = runs
     clip_run = tmp_path / "clip"
@@ -104,7 +106,7 @@ def test_clip_trains_on_the_train_split_and_reranks(runs, tmp_path, capsys):
     assert "on 80 captioned images" in capsys.readouterr().out  # 40 scenes and the tokenizer's reconstructions of them
     final = json.loads((clip_run / "eval.json").read_text())
     assert 0 <= final["accuracy"] <= 1 and final["batch"] == 8 and final["loss"] > 0
-    clip = dalle_eval.load_clip(clip_run)
+    clip = loading.load_clip(clip_run)
     _, model, text, tok_model = load_dalle(run)
     caps = ["a red 3 above a small blue sneaker", "a green 7 left of a big yellow bag"]
     d = dalle_eval.draw(model, text, tok_model, caps, per_prompt=1, candidates=3, seed=2, clip=clip)
@@ -124,8 +126,8 @@ def test_clip_trains_on_the_train_split_and_reranks(runs, tmp_path, capsys):
 
 def test_coco_captions_train_a_smoke_run(tmp_path):
     """COCO-mini: photos through DALL-E's stage-2 crop, one example per (photo, caption); a smoke test, not quality."""
-    from vqvae.captioned import captioned_split
-    from vqvae.errors import DataError
+    from vqvae.data.captioned import captioned_split
+    from vqvae.core.errors import DataError
 
     try:
         images, caps = captioned_split("coco", "test", target=32)

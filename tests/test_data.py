@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vqvae.data import DATA_ENV, data_roots, load_images, read_idx, read_image, write_image
-from vqvae.errors import DataError
+from vqvae.data.roots import DATA_ENV, data_roots
+from vqvae.data.images import load_images, read_idx, read_image, write_image
+from vqvae.core.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -18,7 +18,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from vqvae.dist import free_port
+from vqvae.core.dist import free_port
 
 STEPS = 6
 
@@ -35,7 +35,7 @@ def _config(restart_after: int, quantizer: str = "ema"):
 def _train(run_dir: Path, restart_after: int, quantizer: str):
     """Train the tiny config; returns (trainer, number of codebook writes: k-means + restarts)."""
     from tests.helpers import image_set
-    from vqvae.train import Trainer
+    from vqvae.core.train import Trainer
 
     torch.set_num_threads(1)
     tr = Trainer(_config(restart_after, quantizer), run_dir, image_set(64), image_set(16, seed=1), progress=False)
@@ -49,7 +49,7 @@ def _train(run_dir: Path, restart_after: int, quantizer: str):
 
 def _worker(rank: int, world: int, port: int, out: str, restart_after: int, quantizer: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    from vqvae import dist
+    from vqvae.core import dist
 
     tr, writes = _train(Path(out) / "run", restart_after, quantizer)
     assert tr.distributed and dist.world_size() == world

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from tests.helpers import write_npy_data
-from vqvae import losses
+from vqvae.image import likelihoods as losses
 from vqvae.cli import main
-from vqvae.errors import ConfigError
-from vqvae.gumbel import GumbelQuantizer, cosine
-from vqvae.models.dvae import DVAE, DVAEConfig
+from vqvae.core.errors import ConfigError
+from vqvae.quantize.gumbel import cosine, GumbelQuantizer
+from vqvae.image.dvae import DVAE, DVAEConfig
 
 
 def test_cosine_schedules():

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from vqvae.errors import ConfigError
-from vqvae.models.dvae import DVAE, DVAEConfig
+from vqvae.core.errors import ConfigError
+from vqvae.image.dvae import DVAE, DVAEConfig
 from vqvae.nets.dvae import DalleDecoder, DalleEncoder, _Block
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vqvae.models.masks import PATTERNS, attention_mask
+from vqvae.text2image.masks import attention_mask, PATTERNS
 
 # Figure 11a's row mask for a 4 x 4 image, image part only: row p lists the image tokens token p may attend to.
 ROW_4X4 = """

@@ -7,9 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from vqvae import losses, metrics
-from vqvae.inference import evaluate, reconstruct
-from vqvae.models import VQVAE, VQVAEConfig, create_model
+from vqvae.image import likelihoods as losses
+from vqvae.image import metrics
+from vqvae.image.inference import evaluate, reconstruct
+from vqvae.image.vqvae import VQVAE, VQVAEConfig
+from vqvae.registry import create_model
 
 
 def tiny(**kw):
@@ -104,7 +106,7 @@ def test_psnr_and_ssim_oracles():
 
 
 def test_factory_and_bad_config():
-    from vqvae.errors import ConfigError
+    from vqvae.core.errors import ConfigError
 
     assert isinstance(create_model("vqvae", tiny()), VQVAE)
     with pytest.raises(ConfigError, match="unknown model"):

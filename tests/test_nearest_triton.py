@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from vqvae.quantizers import nearest_code
+from vqvae.quantize.search import nearest_code
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
@@ -57,7 +57,7 @@ _saved_env = _set_interpret("1") if not CUDA else os.environ.get("TRITON_INTERPR
 try:
     pytest.importorskip("triton")
     FRESH_PROCESS = not CUDA and not _triton_built_for_interpreter()  # triton was imported before, compiled
-    from vqvae.kernels import nearest_triton as nt
+    from vqvae.quantize import nearest_triton as nt
 
     if not CUDA and not FRESH_PROCESS and not nt.INTERPRET:  # kernel module imported earlier, compiled
         nt = _load_private("_nearest_triton_interp")

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqvae.errors import ConfigError
-from vqvae.models.pixelcnn import PixelCNNConfig, PixelCNNPrior
-from vqvae.models.prior import to_sequence
+from vqvae.core.errors import ConfigError
+from vqvae.priors.pixelcnn import PixelCNNConfig, PixelCNNPrior
+from vqvae.priors.sequence import to_sequence
 
 
 
@@ -319,8 +319,8 @@ def test_config_is_the_model_interface():
 
 
 def test_pixelcnn_refuses_codebook_order():
-    from vqvae.errors import ConfigError
-    from vqvae.models.pixelcnn import PixelCNNConfig
+    from vqvae.core.errors import ConfigError
+    from vqvae.priors.pixelcnn import PixelCNNConfig
 
     with pytest.raises(ConfigError, match="raster order"):
         PixelCNNConfig(codebook_size=8, num_codebooks=2, height=3, width=3, order="codebook").validate()

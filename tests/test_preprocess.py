@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vqvae.preprocess import dvae_train_crop, transformer_crop
+from vqvae.data.augment import dvae_train_crop, transformer_crop
 
 
 def _img(h=90, w=140):
@@ -45,11 +45,11 @@ def test_stage2_stays_near_the_centre():
 
 def test_trainer_applies_dalle_stage1_preprocessing(tmp_path):
     """data.augment=dalle: every training batch is DALL-E's stage-1 crop of the in-memory images, to data.crop."""
-    from vqvae.config import build, load_config
-    from vqvae.data import ImageSet
-    from vqvae.errors import ConfigError
-    from vqvae.preprocess import dvae_train_crop
-    from vqvae.train import Trainer
+    from vqvae.core.config import build, load_config
+    from vqvae.data.sets import ImageSet
+    from vqvae.core.errors import ConfigError
+    from vqvae.data.augment import dvae_train_crop
+    from vqvae.core.train import Trainer
 
     x = torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8)
     cfg = load_config("tiny", None, {"data": {"augment": "dalle", "crop": 16}, "train": {"batch_size": 4, "steps": 1}})

@@ -11,9 +11,12 @@ import pytest
 import torch
 
 from tests.helpers import write_npy_data
-from vqvae import checkpoint, codes, inference, scoring
+from vqvae.core import checkpoint
+from vqvae.priors import codes
+from vqvae.image import inference
+from vqvae.scoring import scores as scoring
 from vqvae.cli import main
-from vqvae.data import read_image
+from vqvae.data.images import read_image
 
 QUICK = ["--no-progress", "--train.eval_images=8", "--train.batch_size=16", "--train.log_every=2"]
 

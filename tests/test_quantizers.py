@@ -6,7 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vqvae.quantizers import VectorQuantizer, VectorQuantizerEMA, kmeans, nearest_code, perplexity_of
+from vqvae.quantize.vq import perplexity_of, VectorQuantizer, VectorQuantizerEMA
+from vqvae.quantize.search import kmeans, nearest_code
 
 
 def oracle_argmin(x: np.ndarray, e: np.ndarray):
@@ -42,7 +43,7 @@ def test_nearest_code_is_fp32_under_autocast_and_chunk_invariant():
 
 def test_nearest_code_buffer_is_bounded(monkeypatch):
     """The distance buffer is (chunk, K), never (N, K)."""
-    import vqvae.quantizers as q
+    import vqvae.quantize.search as q
 
     shapes = []
     real_empty = torch.empty
@@ -200,8 +201,8 @@ def test_input_shape_errors():
 # -- several codebooks per latent position (the paper's CIFAR 8x8x10) ----------
 @pytest.mark.parametrize("kind", ["vq", "ema"])
 def test_grouped_quantizer_matches_independent_slots(kind):
-    from vqvae.codebooks import GroupedQuantizer
-    from vqvae.quantizers import make_quantizer
+    from vqvae.quantize.codebooks import GroupedQuantizer
+    from vqvae.quantize.factory import make_quantizer
 
     torch.manual_seed(0)
     q = make_quantizer(kind, 8, 4, num_codebooks=3)
@@ -227,8 +228,8 @@ def test_grouped_quantizer_matches_independent_slots(kind):
 
 
 def test_vqvae_with_several_codebooks_roundtrip_and_eval():
-    from vqvae.inference import decode, encode, evaluate
-    from vqvae.models import VQVAE, VQVAEConfig
+    from vqvae.image.inference import decode, encode, evaluate
+    from vqvae.image.vqvae import VQVAE, VQVAEConfig
 
     m = VQVAE(VQVAEConfig(in_channels=3, hidden=8, res_hidden=4, num_res_blocks=1, codebook_size=16, embedding_dim=4, num_codebooks=3))
     x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
@@ -245,7 +246,7 @@ def test_vqvae_with_several_codebooks_roundtrip_and_eval():
 
 # -- residual quantization ---------------------------------------------------------------------
 def _rvq(kind="ema", stages=3, k=8, d=4, dropout=0.0, seed=0):
-    from vqvae.quantizers import make_quantizer
+    from vqvae.quantize.factory import make_quantizer
 
     torch.manual_seed(seed)
     q = make_quantizer(kind, k, d, stages, layout="residual", quantizer_dropout=dropout)
@@ -312,7 +313,7 @@ def test_quantizer_dropout_truncates_per_sample():
 
 
 def test_vqvae_with_residual_stages_decodes_every_prefix():
-    from vqvae.models.vqvae import VQVAE, VQVAEConfig
+    from vqvae.image.vqvae import VQVAE, VQVAEConfig
 
     m = VQVAE(VQVAEConfig(in_channels=3, hidden=8, res_hidden=4, num_res_blocks=1, codebook_size=8, embedding_dim=4, num_codebooks=3,
                           codebook_layout="residual", quantizer_dropout=0.5))

@@ -7,11 +7,14 @@ import json
 import pytest
 import torch
 
-from vqvae import dalle_eval, scenes
+from vqvae.text2image import evaluate as dalle_eval
+
+from vqvae.text2image import loading
+from vqvae.data import scenes
 from vqvae.cli import main
-from vqvae.errors import DataError
-from vqvae.models import create_model
-from vqvae.models.scene_reader import SceneReaderConfig
+from vqvae.core.errors import DataError
+from vqvae.registry import create_model
+from vqvae.text2image.scene_reader import SceneReaderConfig
 
 
 def test_slot_labels_put_each_object_in_its_slot():
@@ -53,7 +56,7 @@ def _reader(seed: int):
 
 
 def test_reader_ensemble_sums_log_probabilities_over_the_joint_layout():
-    from vqvae.models.scene_reader import ReaderEnsemble
+    from vqvae.text2image.scene_reader import ReaderEnsemble
 
     x = torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(123))
     a, b = _reader(0), _reader(1)
@@ -76,12 +79,12 @@ def test_reader_ensemble_sums_log_probabilities_over_the_joint_layout():
 
 
 def test_load_reader_reads_a_list_of_runs_as_an_ensemble(reader_run):
-    from vqvae.models.scene_reader import ReaderEnsemble
+    from vqvae.text2image.scene_reader import ReaderEnsemble
 
-    ens = dalle_eval.load_reader([reader_run, reader_run])
+    ens = loading.load_reader([reader_run, reader_run])
     assert isinstance(ens, ReaderEnsemble)
     x = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
-    assert torch.equal(ens.read(x), dalle_eval.load_reader(reader_run).read(x))  # twice the same reader reads as one
+    assert torch.equal(ens.read(x), loading.load_reader(reader_run).read(x))  # twice the same reader reads as one
 
 
 def test_reader_reads_each_slot_from_its_own_half():
@@ -147,10 +150,10 @@ def test_faithfulness_of_a_tiny_dalle(reader_run, tmp_path, capsys):
                  "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["samples"] == 8 and r["unranked"]["samples"] == 16 and r["reranker"] == "likelihood"
-    from vqvae.commands_dalle import load_dalle
+    from vqvae.text2image.loading import load_dalle
 
     _, model, text, tok_model = load_dalle(run)  # oracle: the same seeded draw, its kept and all samples read directly
-    reader = dalle_eval.load_reader(reader_run)
+    reader = loading.load_reader(reader_run)
     caps, attrs = dalle_eval.prompts(40, "heldout", 2)
     acc, images = dalle_eval.faithfulness(model, text, tok_model, reader, caps, attrs, 4, guidance=2.0, seed=0, candidates=2)
     d = dalle_eval.draw(model, text, tok_model, caps, 4, guidance=2.0, seed=0, candidates=2)
@@ -175,18 +178,18 @@ def test_held_out_prompts_name_an_unseen_pair():
 
 
 def test_scenes_pick_their_presets():
-    from vqvae.commands import classifier_preset
-    from vqvae.config import preset_for
+    from vqvae.scoring.handlers import classifier_preset
+    from vqvae.core.config import preset_for
 
     assert preset_for("scenes") == preset_for("scenes:500") == "scenes"
     assert classifier_preset("scenes:500") == "scene-reader" and classifier_preset("mnist") == "classifier"
 
 
 def test_prompt_grid_is_written(tmp_path):
-    from vqvae import plots
+    from vqvae.text2image import plots as t2i_plots
 
     ims = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
-    plots.save_prompt_grid([("a red 3 above a blue 7", ims), ("a small green bag left of a big cyan 0", ims[:2])], tmp_path / "g.png",
+    t2i_plots.save_prompt_grid([("a red 3 above a blue 7", ims), ("a small green bag left of a big cyan 0", ims[:2])], tmp_path / "g.png",
                            marks=[[True, False, True], [False, True]])
     from PIL import Image
 
@@ -194,9 +197,10 @@ def test_prompt_grid_is_written(tmp_path):
 
 
 def test_reader_trains_on_every_pair_plus_a_tokenizers_reconstructions(tmp_path):
-    from vqvae import checkpoint, config
-    from vqvae.errors import ConfigError
-    from vqvae.splits import load_split
+    from vqvae.core import checkpoint
+    from vqvae.core import config
+    from vqvae.core.errors import ConfigError
+    from vqvae.core.task import load_split
 
     tok = tmp_path / "tok"
     try:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vqvae import scenes as scenes_mod
-from vqvae.errors import DataError
-from vqvae.scenes import CLASS_NAMES, COLOURS, RELATIONS, SIZES, caption, held_out_pairs, make_scenes
+from vqvae.data import scenes as scenes_mod
+from vqvae.core.errors import DataError
+from vqvae.data.scenes import caption, CLASS_NAMES, COLOURS, held_out_pairs, make_scenes, RELATIONS, SIZES
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vqvae.errors import VQVAEError
-from vqvae.text import TextTokenizer, coco_captions
+from vqvae.core.errors import VQVAEError
+from vqvae.text2image.text import TextTokenizer
+from vqvae.data.captioned import coco_captions
 
 CAPTIONS = ["a red 3 above a small blue sneaker", "a green 7 left of a big yellow bag", "a blue 1 below a red 5"] * 20
 

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from tests.helpers import image_set, tiny_config, write_npy_data
-from vqvae import checkpoint
-from vqvae.errors import TrainingDiverged
-from vqvae.train import BatchSampler, Trainer
+from vqvae.core import checkpoint
+from vqvae.core.errors import TrainingDiverged
+from vqvae.core.train import BatchSampler, Trainer
+from vqvae.data.sets import TensorSet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +127,7 @@ def test_kill_9_mid_training_then_resume(tmp_path):
 
 
 def test_random_crop_takes_contiguous_windows_and_patches():
-    from vqvae.train import random_crop
+    from vqvae.data.augment import random_crop
 
     x = torch.arange(4 * 2 * 50, dtype=torch.float32).view(4, 2, 50)
     y = random_crop(x, 16, torch.Generator().manual_seed(0))
@@ -168,15 +169,27 @@ def test_compile_and_channels_last_train_the_same_model(tmp_path):
     assert sorted(model.state_dict()) == sorted(a)
 
 
-def test_compile_reaches_every_block_of_a_module_list(tmp_path):
-    """The transformer prior keeps its blocks in a ModuleList, which has no forward of its own:
-    each block must be compiled (compiling the list would silently compile nothing)."""
-    from vqvae.config import build
-    from vqvae.data import TensorSet
+COMPILED = {  # arch -> (a tiny config, a training set, the attributes compile must reach; "" is the whole model)
+    "transformer": ({"codebook_size": 8, "height": 2, "width": 2, "n_layer": 2, "n_embd": 16, "n_head": 2},
+                    lambda: TensorSet(torch.randint(0, 8, (8, 2, 2)), None, None, "codes"), ("",)),
+    "pixelcnn": ({"codebook_size": 8, "height": 2, "width": 2, "channels": 8, "layers": 2, "out_hidden": 8},
+                 lambda: TensorSet(torch.randint(0, 8, (8, 2, 2)), None, None, "codes"), ("",)),
+    "vqvae": ({"hidden": 8, "res_hidden": 4, "num_res_blocks": 1, "codebook_size": 8, "embedding_dim": 4}, lambda: image_set(16), ("encoder", "decoder")),
+    "classifier": ({"width": 4, "feature_dim": 8}, lambda: image_set(16), ("",)),
+}
 
-    cfg = build({"arch": "transformer", "model": {"codebook_size": 8, "height": 2, "width": 2, "n_layer": 2, "n_embd": 16, "n_head": 2},
-                 "train": {"steps": 1, "batch_size": 4, "compile": "default"}})
-    codes = TensorSet(torch.randint(0, 8, (8, 2, 2)), None, None, "codes")
-    tr = Trainer(cfg, tmp_path / "p", codes, codes, progress=False)
-    assert len(tr.model.blocks) == 2
-    assert all(getattr(b, "_compiled_call_impl", None) is not None for b in tr.model.blocks)
+
+@pytest.mark.parametrize("arch", sorted(COMPILED))
+def test_compile_compiles_what_the_family_names_for_every_family(tmp_path, arch):
+    """train.compile used to reach only attributes named encoder/decoder/body/blocks (nothing in a PixelCNN): now the
+    whole model, or for tokenizers their encoder and decoder (the quantizer stays eager), whatever the family."""
+    from vqvae.core.config import build
+
+    model_cfg, data, parts = COMPILED[arch]
+    cfg = build({"arch": arch, "model": model_cfg, "train": {"steps": 1, "batch_size": 4, "compile": "default"}})
+    tr = Trainer(cfg, tmp_path / "p", data(), data(), progress=False)
+    for part in parts:
+        module = getattr(tr.model, part) if part else tr.model
+        assert getattr(module, "_compiled_call_impl", None) is not None, part or arch
+    if arch == "vqvae":
+        assert getattr(tr.model.quantizer, "_compiled_call_impl", None) is None

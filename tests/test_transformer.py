@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from vqvae.errors import ConfigError
-from vqvae.models.prior import from_sequence, to_sequence
-from vqvae.models.transformer import TransformerConfig, TransformerPrior
+from vqvae.core.errors import ConfigError
+from vqvae.priors.sequence import from_sequence, to_sequence
+from vqvae.priors.transformer import TransformerConfig, TransformerPrior
 
 
 

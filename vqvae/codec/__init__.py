@@ -4,113 +4,33 @@ The codes of a residual VQ-VAE are range-coded under a transformer prior
 (:mod:`vqvae.codec.codec`) into ``.vqz`` files (:mod:`vqvae.codec.container`).
 Named models live in ``vqvae/codec/models/<name>/`` (a tokenizer and a prior
 run directory, ``codec.json`` and a model card). The repository keeps their
-configs and model cards but not their weights (weights stay out of the repo):
-``vqvae codec-export`` writes the weights there after the training commands of
-the model card. ``model`` may also be the path of a prior run trained with
-``vqvae prior train --tokenizer RUN --tile T``. A file
-names the model it needs, so ``decompress`` finds a shipped model by itself.
+configs and model cards but not their weights: ``vqvae codec-export`` writes
+the weights there after the training commands of the model card. ``model``
+may also be the path of a prior run trained with ``vqvae prior train
+--tokenizer RUN --tile T``. A file names the model it needs, so
+``decompress`` finds a shipped model by itself.
 
-Symmetric names, as CompressAI's: :func:`compress` / :func:`decompress`.
+Symmetric names, as CompressAI's: :func:`compress` / :func:`decompress`. The
+names below are loaded on first use (:mod:`vqvae.codec.api`), so importing
+this package (as ``vqvae --help`` does, for the defaults) costs nothing.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from pathlib import Path
+import importlib
 
-import numpy as np
-import torch
+from vqvae.codec.defaults import DEFAULT_MODEL, DEFAULT_REFINE
 
-from vqvae.codec.codec import Codec, CompressStats
-from vqvae.codec.container import CodecError, Header, unpack
-
-MODEL_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = "coco-rvq4"
+_LAZY = {"Codec": "vqvae.codec.codec", "CompressStats": "vqvae.codec.codec", "CodecError": "vqvae.codec.container",
+         "Header": "vqvae.codec.container", "unpack": "vqvae.codec.container", "MODEL_DIR": "vqvae.codec.api",
+         "available_models": "vqvae.codec.api", "as_tensor": "vqvae.codec.api", "compress": "vqvae.codec.api",
+         "decompress": "vqvae.codec.api", "load_codec": "vqvae.codec.api", "model_info": "vqvae.codec.api"}
 
 
-def _has_weights(d: Path) -> bool:
-    return all((d / sub / name).is_file() for sub in ("tokenizer", "prior") for name in ("config.json", "model.safetensors"))
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vqvae.codec' has no attribute {name!r}")
 
 
-def available_models() -> list[str]:
-    """Names of the codec models installed in the package (configs and weights present)."""
-    if not MODEL_DIR.is_dir():
-        return []
-    return sorted(p.name for p in MODEL_DIR.iterdir() if _has_weights(p))
-
-
-def model_info(name: str) -> dict:
-    """A shipped model's ``codec.json``: its default quality and what each level measured."""
-    path = MODEL_DIR / name / "codec.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-@functools.lru_cache(maxsize=4)
-def _load(key: str) -> Codec:
-    if key in available_models():
-        return Codec.from_dirs(MODEL_DIR / key / "tokenizer", MODEL_DIR / key / "prior", key)
-    path = Path(key)
-    if (path / "config.json").is_file():
-        return Codec.from_run(path)
-    if (MODEL_DIR / key / "MODEL_CARD.md").is_file():
-        raise CodecError(f"codec model {key!r} is not built: its weights are not in the repository. Train it with the commands in "
-                         f"{MODEL_DIR / key / 'MODEL_CARD.md'} (about 3 hours on 2 CPU cores), then: vqvae codec-export PRIOR_RUN --name {key}")
-    installed = ", ".join(available_models()) or "none installed"
-    raise CodecError(f"unknown codec model {key!r}: not an installed model ({installed}) and not a prior run directory")
-
-
-def load_codec(model: str | Path | None = None) -> Codec:
-    """An installed model by name (default: :data:`DEFAULT_MODEL`) or a prior run directory; loaded once per process."""
-    key = str(model) if model is not None else DEFAULT_MODEL
-    if key not in available_models() and Path(key).exists():
-        key = str(Path(key).resolve())  # one cache entry per run directory, however it was spelled
-    return _load(key)
-
-
-def as_tensor(image) -> torch.Tensor:
-    """A PIL image, an ``(H, W)`` / ``(H, W, C)`` uint8 array or a ``(C, H, W)`` uint8 tensor -> uint8 ``(C, H, W)``.
-    Alpha is dropped and palette/other modes become RGB or grey."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
-        image = np.asarray(image.convert("L" if grey else "RGB"))
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-            raise CodecError(f"expected a uint8 array (H, W) or (H, W, 1|3|4), got {image.dtype} {image.shape}")
-        image = torch.from_numpy(np.array(image[..., :3] if image.ndim == 3 else image[..., None])).permute(2, 0, 1)
-    if not isinstance(image, torch.Tensor):
-        raise CodecError(f"expected a PIL image, a numpy array or a torch tensor, got {type(image).__name__}")
-    return image.contiguous()
-
-
-# Steps of encoder-side RD optimisation that ``vqvae compress`` and :func:`compress` take unless told:
-# on Kodak with coco-rvq4, 5 steps give a BD-rate of -33.4 % against JPEG (greedy codes -29.3 %, 20 steps
-# -35.2 %) for 2.3-4.6x the greedy encoder's time (benchmarks/bench_codec.py --refine 5). Decoding is unchanged.
-DEFAULT_REFINE = 5
-
-
-def compress(image, quality: int | None = None, model: str | Path | None = None, refine: int = DEFAULT_REFINE) -> bytes:
-    """Compress an image (see :func:`as_tensor`) to ``.vqz`` bytes at ``quality`` (default: the model's).
-    ``refine``: steps of encoder-side rate-distortion optimisation (:mod:`vqvae.codec.refine`; default
-    :data:`DEFAULT_REFINE`; 0: the encoder's greedy codes, fastest). :meth:`Codec.compress`, the
-    tensor-level primitive, takes greedy codes unless told."""
-    codec = load_codec(model)
-    if quality is None:
-        quality = model_info(codec.name).get("default_quality")
-    return codec.compress(as_tensor(image), quality, refine=refine)[0]
-
-
-def decompress(data: bytes, model: str | Path | None = None):
-    """``.vqz`` bytes -> a PIL image (mode ``L`` or ``RGB``), with the model the file names (or ``model``)."""
-    from PIL import Image
-
-    header, _ = unpack(data)
-    codec = load_codec(model if model is not None else header.model)
-    x = codec.decompress(data).numpy()
-    return Image.fromarray(x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0))
-
-
-__all__ = ["Codec", "CodecError", "CompressStats", "Header", "DEFAULT_MODEL", "available_models", "as_tensor", "compress",
-           "decompress", "load_codec", "model_info", "unpack"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_REFINE", *_LAZY]

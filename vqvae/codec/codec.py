@@ -31,13 +31,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vqvae import checkpoint, codes, losses
 from vqvae.codec import container, entropy
 from vqvae.codec.container import CodecError, Header
-from vqvae.models.prior import from_sequence, to_sequence
+from vqvae.codec.defaults import DEFAULT_REFINE
+from vqvae.codec.refine import Refiner
+from vqvae.codec.windows import MARGIN, WINDOW, windowed
+from vqvae.core import checkpoint
+from vqvae.image.likelihoods import to_input
+from vqvae.priors import codes
+from vqvae.priors.sequence import from_sequence, to_sequence
 
-WINDOW = 64  # latent cells per side of a window through the conv nets
-MARGIN = 6  # latent cells of context around each window (more than the nets' receptive field)
 
 
 @dataclass
@@ -49,31 +52,6 @@ class CompressStats:
     nll_bits: float
     bpp: float
     encode_s: float
-
-
-def windowed(fn, x: torch.Tensor, cells: tuple[int, int], in_unit: int, out_unit: int,
-             window: int = WINDOW, margin: int = MARGIN) -> torch.Tensor:
-    """Apply a convolutional ``fn`` to ``x`` window by window over a grid of ``cells`` latent cells.
-
-    ``x``'s last two dims are ``cells * in_unit``; ``fn``'s output's are ``cells * out_unit``
-    (encoder: ``in_unit = f``, ``out_unit = 1``; decoder: the reverse). Each window
-    is run with ``margin`` cells of real context around it and only its centre is
-    kept, so the result matches one pass over the whole input while memory is
-    bounded by the window."""
-    gh, gw = cells
-    if gh <= window and gw <= window:
-        return fn(x)
-    out = None
-    for i0 in range(0, gh, window):
-        for j0 in range(0, gw, window):
-            i1, j1 = min(i0 + window, gh), min(j0 + window, gw)
-            a0, b0, a1, b1 = max(i0 - margin, 0), max(j0 - margin, 0), min(i1 + margin, gh), min(j1 + margin, gw)
-            y = fn(x[..., a0 * in_unit : a1 * in_unit, b0 * in_unit : b1 * in_unit])
-            if out is None:
-                out = y.new_zeros(*y.shape[:-2], gh * out_unit, gw * out_unit)
-            out[..., i0 * out_unit : i1 * out_unit, j0 * out_unit : j1 * out_unit] = \
-                y[..., (i0 - a0) * out_unit : (i1 - a0) * out_unit, (j0 - b0) * out_unit : (j1 - b0) * out_unit]
-    return out
 
 
 def to_tiles(c: torch.Tensor, t: int) -> torch.Tensor:
@@ -94,7 +72,7 @@ class Codec:
     ``quality`` 1..``levels``: the residual stages coded (more: more bits, higher PSNR).
     """
 
-    def __init__(self, name: str, tok_cfg, tokenizer, prior_cfg, prior):
+    def __init__(self, name: str, tok_cfg, tokenizer, prior_cfg, prior, default_quality: int | None = None):
         m, p = tok_cfg.model, prior_cfg.model
         if prior_cfg.arch != "transformer":
             raise CodecError(f"the codec needs a transformer prior (KV-cached coding), got {prior_cfg.arch}")
@@ -112,6 +90,7 @@ class Codec:
         self.f, self.tile, self.stages = m.downsampling, p.height, m.num_codebooks
         self.window, self.margin = WINDOW, MARGIN
         self._refiner = None
+        self.default_quality = self.check_quality(default_quality if default_quality is not None else self.levels)
         # Every weight of both nets: a decoder fine-tuned on the same codes is another model (other pixels).
         h = hashlib.sha256(codes.fingerprint(tok_cfg, tokenizer).encode())
         h.update(json.dumps(asdict(p), sort_keys=True).encode())
@@ -129,17 +108,18 @@ class Codec:
         return cls(name or Path(prior_run).resolve().name, tok_cfg, tok, prior_cfg, prior)
 
     @classmethod
-    def from_dirs(cls, tokenizer_dir: Path, prior_dir: Path, name: str) -> "Codec":
+    def from_dirs(cls, tokenizer_dir: Path, prior_dir: Path, name: str, default_quality: int | None = None) -> "Codec":
         """A codec from a tokenizer and a prior directory (the shipped models), checking they belong together."""
         tok_cfg, tok, fp = codes.load_tokenizer(tokenizer_dir)
         prior_cfg, prior = checkpoint.load_run(prior_dir)
         if prior_cfg.tokenizer.fingerprint != fp:
             raise CodecError(f"model {name}: its prior was trained on another tokenizer (fingerprint {prior_cfg.tokenizer.fingerprint}, found {fp})")
-        return cls(name, tok_cfg, tok, prior_cfg, prior)
+        return cls(name, tok_cfg, tok, prior_cfg, prior, default_quality)
 
     # -- helpers ------------------------------------------------------------------------------
-    def _check_quality(self, quality: int | None) -> int:
-        q = self.levels if quality is None else quality
+    def check_quality(self, quality: int | None) -> int:
+        """``quality`` (``None``: :attr:`default_quality`) checked to be one of this model's levels."""
+        q = self.default_quality if quality is None else quality
         if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or not 1 <= q <= self.levels:
             raise CodecError(f"quality must be an integer in 1..{self.levels} for model {self.name}, got {quality!r}")
         return int(q)
@@ -161,8 +141,6 @@ class Codec:
     @property
     def refiner(self):
         if self._refiner is None:
-            from vqvae.codec.refine import Refiner  # it imports this module
-
             self._refiner = Refiner(self)
         return self._refiner
 
@@ -170,7 +148,7 @@ class Codec:
     def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
         """Padded uint8 images ``(1, C, gh*f, gw*f)`` -> the encoder's continuous latents ``(1, D, gh, gw)``."""
         gh, gw = x.shape[-2] // self.f, x.shape[-1] // self.f
-        return windowed(lambda t: self.tokenizer.encoder(losses.to_input(t)), x, (gh, gw), self.f, 1, self.window, self.margin)
+        return windowed(lambda t: self.tokenizer.encoder(to_input(t)), x, (gh, gw), self.f, 1, self.window, self.margin)
 
     @torch.no_grad()
     def decode_codes(self, z: torch.Tensor) -> torch.Tensor:
@@ -178,12 +156,14 @@ class Codec:
         return windowed(self.tokenizer.decode, z, tuple(z.shape[-2:]), 1, self.f, self.window, self.margin)
 
     @torch.no_grad()
-    def compress(self, image: torch.Tensor, quality: int | None = None, refine: int = 0,
+    def compress(self, image: torch.Tensor, quality: int | None = None, refine: int = DEFAULT_REFINE,
                  progress: bool = False) -> tuple[bytes, CompressStats]:
         """uint8 ``(C, H, W)`` with C = 1 or 3 -> (``.vqz`` bytes, :class:`CompressStats`).
 
-        ``refine``: Adam steps of encoder-side rate-distortion optimisation of the codes
-        (:mod:`vqvae.codec.refine`; slower encoding, same decoder and format; 0: greedy codes)."""
+        ``quality``: ``None`` is :attr:`default_quality`. ``refine``: Adam steps of encoder-side rate-distortion
+        optimisation of the codes (:mod:`vqvae.codec.refine`; slower encoding, same decoder and format; default
+        :data:`~vqvae.codec.defaults.DEFAULT_REFINE`, as for :func:`vqvae.codec.compress` and ``vqvae compress``;
+        0: the encoder's greedy codes)."""
         t0 = time.perf_counter()
         if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 1000:
             raise CodecError(f"refine must be an integer number of steps in 0..1000, got {refine!r}")
@@ -193,7 +173,7 @@ class Codec:
         c, height, width = image.shape
         if not (1 <= height <= container.MAX_SIDE and 1 <= width <= container.MAX_SIDE):
             raise CodecError(f"image sides must be in 1..{container.MAX_SIDE}, got {width}x{height}")
-        q = self._check_quality(quality)
+        q = self.check_quality(quality)
         gh, gw = self._grid(height, width)
         x = self._as_model_input(image)[None].float()
         x = F.pad(x, (0, gw * self.f - width, 0, gh * self.f - height), mode="replicate").round().to(torch.uint8)
@@ -216,7 +196,7 @@ class Codec:
         self.check_header(header)
         gh, gw = self._grid(header.height, header.width)
         n = (gh // self.tile) * (gw // self.tile)
-        seq = entropy.decode(self.prior, words, n, self._length(header.quality))
+        seq = entropy.decode(self.prior, words, n, self.length(header.quality))
         if container.code_crc(seq.numpy()) != header.code_crc:
             raise CodecError("the decoded codes do not match the encoder's (code checksum mismatch): the file is corrupt, or the "
                              "prior computed different probabilities on this machine; please report it")
@@ -238,7 +218,7 @@ class Codec:
         if header.tile != self.tile or header.quality > self.levels:
             raise CodecError(f"corrupt .vqz file: tile {header.tile} / quality {header.quality} do not fit model {self.name}")
 
-    def _length(self, quality: int) -> int:
+    def length(self, quality: int) -> int:
         """Codes per tile sequence coded at ``quality``."""
         return quality * self.tile**2 if self.prefix else self.prior.config.seq_len
 
@@ -248,5 +228,5 @@ class Codec:
         if z.shape[0] < self.stages:  # the stages beyond the coded prefix are never coded: any value does
             z = torch.cat([z, z.new_zeros(self.stages - z.shape[0], *z.shape[1:])])
         tiles = to_tiles(z, self.tile)
-        return to_sequence(tiles if self.stages > 1 else tiles[:, 0], self.prior.config)[:, : self._length(quality)]
+        return to_sequence(tiles if self.stages > 1 else tiles[:, 0], self.prior.config)[:, : self.length(quality)]
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vqvae.errors import VQVAEError
+from vqvae.core.errors import VQVAEError
 
 MAGIC = b"\x89VQZ"
 VERSION = 1

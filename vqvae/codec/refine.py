@@ -17,8 +17,8 @@ ones at encoding time, per image, with the decoder and prior fixed:
    ``quality``, measured from its greedy codes at the neighbouring qualities.
    Iterate 0 is the greedy code map, so the Lagrangian never gets worse.
 
-Images go through in windows of latent cells with a margin (as
-:func:`vqvae.codec.codec.windowed`), so memory stays bounded; windows are whole
+Images go through in windows of latent cells with a margin (:func:`vqvae.codec.windows.windows`,
+the loop :func:`vqvae.codec.windows.windowed` walks too), so memory stays bounded; windows are whole
 prior tiles, so their bits add up. The decoder and the file format are
 unchanged: a refined file is an ordinary ``.vqz`` file.
 """
@@ -31,8 +31,9 @@ import math
 import torch
 from tqdm import tqdm
 
-from vqvae import losses
-from vqvae.codebooks import ResidualQuantizer
+from vqvae.codec.windows import windows
+from vqvae.image.likelihoods import reconstruct, to_input
+from vqvae.quantize.codebooks import ResidualQuantizer
 
 REL_LR = 0.015  # Adam step size as a fraction of the latents' standard deviation (scale-free across tokenizers)
 DEFAULT_SLOPE = 1.0  # dB per doubling of the rate, when the model has no neighbouring quality to measure it
@@ -81,7 +82,7 @@ class Refiner:
         for q in {max(quality - 1, 1), quality, min(quality + 1, c.levels)}:
             y = c.decode_codes(codes[:, :q] if c.prefix else codes[:, 0] if c.stages == 1 else codes)
             sse = float((((y.float() - x.float()) ** 2) * mask).sum())
-            points[q] = (sse, float(per_code[:, : c._length(q)].sum()))
+            points[q] = (sse, float(per_code[:, : c.length(q)].sum()))
         lo, hi = min(points), max(points)
         if lo == hi:
             return DEFAULT_SLOPE, *points[quality]
@@ -105,35 +106,40 @@ class Refiner:
         lam = sse_per_bit(slope, sse0, bits0)
         lr = REL_LR * float(z.std())
         codes = torch.zeros(stages, gh, gw, dtype=torch.long)
-        xin = losses.to_input(x)
-        windows = [(i0, j0) for i0 in range(0, gh, c.window) for j0 in range(0, gw, c.window)]
-        for i0, j0 in tqdm(windows, desc="refine", disable=not progress, leave=False):
-            i1, j1 = min(i0 + c.window, gh), min(j0 + c.window, gw)
-            a0, b0, a1, b1 = max(i0 - c.margin, 0), max(j0 - c.margin, 0), min(i1 + c.margin, gh), min(j1 + c.margin, gw)
-            core = (slice(i0 - a0, i1 - a0), slice(j0 - b0, j1 - b0))
-            core_lat = torch.zeros(1, 1, a1 - a0, b1 - b0)
-            core_lat[..., core[0], core[1]] = 1
-            px = (slice(a0 * f, a1 * f), slice(b0 * f, b1 * f))
-            m = mask[..., px[0], px[1]] * core_lat.repeat_interleave(f, -2).repeat_interleave(f, -1)
-            xw, xinw = x[..., px[0], px[1]].float(), xin[..., px[0], px[1]]
-            param = z[..., a0:a1, b0:b1].clone().requires_grad_(True)
-            opt = torch.optim.Adam([param], lr=lr)
-            best = None
-            for it in range(steps + 1):
-                idx, zq = quantize_prefix(self.tok.quantizer, param.detach(), stages)
-                out = self.decoder(param + (zq - param).detach())
-                with torch.no_grad():
-                    y = losses.reconstruct(self.tok.config.likelihood, out.detach()).float()
-                    cost = float((((y - xw) ** 2) * m).sum()) + lam * float(self.bits(idx[0][:, core[0], core[1]], quality).sum())
-                if best is None or cost < best[0]:
-                    best = (cost, idx[0][:, core[0], core[1]].clone(), param.detach().clone())
-                if it == steps:
-                    break
-                loss = (((out.float() - xinw) ** 2) * m).sum() / m.sum().clamp(min=1)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                param.grad.mul_(core_lat)
-                opt.step()
-            codes[:, i0:i1, j0:j1] = best[1]
-            z[..., i0:i1, j0:j1] = best[2][..., core[0], core[1]]  # later windows see these latents in their margin
+        xin = to_input(x)
+        for w in tqdm(windows((gh, gw), c.window, c.margin), desc="refine", disable=not progress, leave=False):
+            r, cc = w.core()
+            codes[:, r, cc], z[..., r, cc] = self._search(w, z, x, xin, mask, lam, lr, stages, quality, steps)
+            # later windows see these latents in their margin
         return codes
+
+    def _search(self, w, z, x, xin, mask, lam: float, lr: float, stages: int, quality: int, steps: int):
+        """One window's search: Adam on its latents (with context), keeping the iterate of lowest ``SSE + lam * bits``
+        over the window's core. Returns the core's codes ``(stages, h, w)`` and latents ``(1, D, h, w)``."""
+        f = self.codec.f
+        rows, cols = w.context()
+        core = w.core_in_context()
+        core_lat = torch.zeros(1, 1, rows.stop - rows.start, cols.stop - cols.start)
+        core_lat[..., core[0], core[1]] = 1
+        px = w.context(f)
+        m = mask[..., px[0], px[1]] * core_lat.repeat_interleave(f, -2).repeat_interleave(f, -1)
+        xw, xinw = x[..., px[0], px[1]].float(), xin[..., px[0], px[1]]
+        param = z[..., rows, cols].clone().requires_grad_(True)
+        opt = torch.optim.Adam([param], lr=lr)
+        best = None
+        for it in range(steps + 1):
+            idx, zq = quantize_prefix(self.tok.quantizer, param.detach(), stages)
+            out = self.decoder(param + (zq - param).detach())
+            with torch.no_grad():
+                y = reconstruct(self.tok.config.likelihood, out.detach()).float()
+                cost = float((((y - xw) ** 2) * m).sum()) + lam * float(self.bits(idx[0][:, core[0], core[1]], quality).sum())
+            if best is None or cost < best[0]:
+                best = (cost, idx[0][:, core[0], core[1]].clone(), param.detach().clone())
+            if it == steps:
+                break
+            loss = (((out.float() - xinw) ** 2) * m).sum() / m.sum().clamp(min=1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            param.grad.mul_(core_lat)
+            opt.step()
+        return best[1], best[2][..., core[0], core[1]]

@@ -1,0 +1,320 @@
+"""A plain PyTorch training loop (nanoGPT style), split into a testable Trainer.
+
+Data sets are small, so they live in memory as uint8 tensors on the training
+device and batches are gathered by index: no DataLoader, never input-bound.
+Batch ``s`` is a deterministic function of ``(seed, s)`` (a fresh permutation
+per epoch), so a resumed run sees exactly the batches an uninterrupted one
+would; together with the saved optimizer and RNG state, resuming reproduces
+the uninterrupted run bit for bit on CPU.
+
+Logs go to ``metrics.jsonl`` (one JSON object per line, ``kind`` = train or
+eval) and TensorBoard (``tb/``). Checkpoints are written every
+``train.ckpt_every`` steps, every ``train.ckpt_minutes`` minutes and at the
+end, atomically (:mod:`vqvae.checkpoint`). A non-finite loss stops the run
+before anything is written, keeping the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as powersgd
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from vqvae import registry
+from vqvae.core import checkpoint, dist
+from vqvae.core.config import RunConfig
+from vqvae.core.errors import TrainingDiverged, VQVAEError
+from vqvae.core.files import atomic_write, remove_stale_temps
+from vqvae.data.augment import dvae_train_crop, random_crop
+from vqvae.data.sets import TensorSet
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise VQVAEError(f"train.device={name} but CUDA is not available; use auto or cpu")
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class BatchSampler:
+    """Batch ``step`` = slice of a per-epoch permutation seeded by ``(seed, epoch)``."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.bs, self.seed = n, min(batch_size, n), seed
+        self.per_epoch = n // self.bs
+        self._epoch, self._perm = -1, None
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._epoch = torch.randperm(self.n, generator=g), epoch
+        return self._perm[i * self.bs : (i + 1) * self.bs]
+
+
+class Trainer:
+    """Trains ``cfg.arch`` on ``train_set``, evaluating on ``test_set``, in ``run_dir``.
+
+    ``train_set``/``test_set`` have ``images`` (inputs: uint8 images or code
+    maps) and ``labels`` (or ``None``); the task for ``cfg.arch``
+    (:meth:`vqvae.registry.task_for`) turns a batch into a loss and evaluates the model.
+    """
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, train_set: TensorSet, test_set: TensorSet, resume: bool = False, progress: bool = True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.distributed = dist.init_from_env()
+        self.device = torch.device("cuda", dist.local_rank()) if self.distributed and torch.cuda.is_available() else pick_device(t.device)
+        if t.batch_size % dist.world_size():
+            raise VQVAEError(f"train.batch_size={t.batch_size} (the global batch) must divide by the {dist.world_size()} processes")
+        self.task = registry.task_for(cfg.arch)
+        self.task.prepare(cfg, train_set)
+        torch.manual_seed(t.seed)
+        self.model = registry.create_model(cfg.arch, cfg.model)
+        if t.init_from and not (resume and (self.run_dir / checkpoint.STATE).is_file()):  # a resumed run has its own weights
+            init_weights_from(self.model, cfg, t.init_from)
+        self.frozen = freeze(self.model, t.freeze, cfg.arch)
+        self.model = self.model.to(self.device)
+        self._speed_up(t)
+        fused = self.device.type == "cuda"
+        opt_cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = opt_cls(trainable, lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
+        self.train_x, self.train_y = _on(train_set.images, self.device), _on(train_set.labels, self.device)
+        self.test_x, self.test_y = _on(test_set.images, self.device), _on(test_set.labels, self.device)
+        self.sampler = BatchSampler(len(train_set), t.batch_size, t.seed)
+        self.step = 0
+        self.best_eval: dict = {}
+        # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and dist.is_main():
+            remove_stale_temps(self.run_dir)  # torn writes of a killed run, even one killed before its first state
+        if resume and (self.run_dir / checkpoint.STATE).is_file():
+            self.step, extra = checkpoint.load_train_state(self.run_dir, self.model, self.optimizer)
+            if extra.get("grad_scaler"):
+                self.scaler.load_state_dict(extra["grad_scaler"])
+            if dist.is_main():
+                self._truncate_metrics(self.step)
+        elif resume:
+            tqdm.write(f"no training state in {self.run_dir}; starting from step 0")
+        if dist.is_main():
+            checkpoint.save_config(self.run_dir, cfg)
+        self._writer = None
+        self.ddp = self._wrap_ddp() if self.distributed else None
+
+    def _speed_up(self, t) -> None:
+        """GPU throughput options. ``channels_last`` stores image nets NHWC; ``compile`` compiles, in place
+        (``nn.Module.compile``, so checkpoint keys do not change), the modules the task names: the whole model,
+        or for tokenizers their encoder and decoder, leaving the quantizer eager (its k-means, bincounts and
+        restarts are data-dependent and would break graphs). ``reduce-overhead`` adds CUDA graphs where
+        shapes are static."""
+        self._channels_last = t.channels_last and self.task.images
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if t.compile != "none":
+            for m in self.task.compile_targets(self.model):
+                m.compile(mode=None if t.compile == "default" else t.compile)
+
+    def _wrap_ddp(self):
+        """DistributedDataParallel over the model: gradients averaged over ranks; buffers are not
+        broadcast because the quantizers keep them identical themselves (all-reduced EMA
+        statistics, broadcast k-means and restarts). Optional PowerSGD compression (Vogels et al.
+        2019), which DALL-E used to cut gradient traffic."""
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        ddp = DDP(self.model, device_ids=ids, broadcast_buffers=False)
+        if self.cfg.train.powersgd_rank:
+            state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=self.cfg.train.powersgd_rank,
+                                           start_powerSGD_iter=2)
+            ddp.register_comm_hook(state, powersgd.powerSGD_hook)
+        return ddp
+
+    # -- helpers -----------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        t = self.cfg.train
+        if t.warmup_steps and step < t.warmup_steps:
+            return t.lr * (step + 1) / t.warmup_steps
+        if t.lr_schedule == "cosine":
+            frac = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
+            return t.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+        return t.lr
+
+    def _autocast(self):
+        if self.cfg.train.amp in ("bf16", "fp16"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.cfg.train.amp == "bf16" else torch.float16)
+        return contextlib.nullcontext()
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Batch ``step``: inputs and labels (``None`` for unlabelled data). Under torchrun each rank
+        takes its contiguous share of the global batch."""
+        idx = self.sampler.indices(step)
+        if self.distributed:
+            idx = idx.view(dist.world_size(), -1)[dist.rank()]
+        idx = idx.to(self.device)
+        x = self.train_x[idx]
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + step)  # augmentation: a function of (seed, step)
+        if self.cfg.data.augment == "dalle" and self.task.images:  # DALL-E stage 1 (vqvae.data.augment), flips included
+            x = torch.stack([dvae_train_crop(xi, self.cfg.data.crop, g) for xi in x.cpu()]).to(self.device)
+        else:
+            if self.cfg.data.hflip and self.task.images:
+                flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(self.device)
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            if self.cfg.data.crop:
+                x = random_crop(x, self.cfg.data.crop, g)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, None if self.train_y is None else self.train_y[idx]
+
+    def _log(self, record: dict) -> None:
+        if not dist.is_main():
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+        for k, v in record.items():
+            if k not in ("step", "kind") and isinstance(v, (int, float)):
+                self._writer.add_scalar(f"{record['kind']}/{k}", v, record["step"])
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop log lines written after the checkpoint we resume from."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+            atomic_write(path, "".join(ln + "\n" for ln in keep).encode())
+
+    def save(self) -> None:
+        if dist.is_main():
+            extra = {"grad_scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else None
+            checkpoint.save_train_state(self.run_dir, self.model, self.optimizer, self.step, extra)
+            checkpoint.save_model(self.run_dir, self.model, self.step)
+
+    def _out_of_time(self, deadline: float) -> bool:
+        """Past the wall-clock budget: decided together under torchrun, so every rank stops at the same step."""
+        if deadline == float("inf"):
+            return False
+        return dist.any_true(time.monotonic() >= deadline, self.device)
+
+    # -- the loop ----------------------------------------------------------
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None = None, detail: bool = True) -> dict:
+        """One optimizer step on batch ``(x, y)``; ``detail`` adds the costlier logs (PSNR)."""
+        self.model.train()
+        for m in self.frozen:  # fixed parts keep their inference behaviour (no EMA, k-means, restarts, dropout)
+            m.eval()
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr_at(self.step)
+        with self._autocast():
+            loss, extra = self.task.step(self.ddp or self.model, x, y, detail)
+        if dist.any_true(not bool(torch.isfinite(loss)), self.device):  # every rank stops together
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {self.step}; stopped, the last good checkpoint in {self.run_dir} is kept (resume with a lower train.lr)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.train.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+        self.scaler.update()
+        self.step += 1
+        logs = {"loss": loss.item(), **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in extra.items()}, "lr": self.lr_at(self.step - 1)}
+        return logs
+
+    def evaluate(self, max_items: int = 0) -> dict:
+        """Test metrics on the first ``max_items`` test items (0: all)."""
+        n = max_items or self.test_x.shape[0]
+        y = None if self.test_y is None else self.test_y[:n]
+        return self.task.evaluate(self.model, self.test_x[:n], y, self.cfg.train.batch_size)
+
+    def fit(self) -> dict:
+        """Train until ``train.steps`` or ``train.minutes``; returns the final test metrics."""
+        t = self.cfg.train
+        start = time.monotonic()
+        last_ckpt = start
+        deadline = start + 60 * t.minutes if t.minutes else float("inf")
+        bar = tqdm(total=t.steps, initial=self.step, desc="train", disable=not (self.progress and dist.is_main()), dynamic_ncols=True)
+        try:
+            while self.step < t.steps and not self._out_of_time(deadline):
+                log_now = (self.step + 1) % t.log_every == 0 or self.step == 0
+                logs = self.train_step(*self.batch(self.step), detail=log_now)
+                bar.update(1)
+                if log_now:
+                    bar.set_postfix({k: f"{logs[k]:.4g}" for k in self.task.bar if k in logs})
+                    self._log({"kind": "train", "step": self.step, "time": time.monotonic() - start, **logs})
+                if t.eval_every and self.step % t.eval_every == 0:
+                    self._log({"kind": "eval", "step": self.step, **self.evaluate(t.eval_images)})
+                now = time.monotonic()
+                if self.step % t.ckpt_every == 0 or now - last_ckpt > 60 * t.ckpt_minutes:
+                    self.save()
+                    last_ckpt = now
+        except KeyboardInterrupt:
+            self.save()  # Ctrl-C keeps everything up to the last finished step
+            tqdm.write(f"interrupted at step {self.step}; saved, continue with --resume")
+            raise
+        finally:
+            bar.close()
+        self.save()
+        final = {"kind": "eval", "step": self.step, "final": True, "train_seconds": time.monotonic() - start, **self.evaluate()}
+        self._log(final)
+        if self._writer is not None:
+            self._writer.close()
+        return final
+
+
+def init_weights_from(model: torch.nn.Module, cfg: RunConfig, run: str | Path) -> None:
+    """Start ``model`` from the weights (and buffers: codebooks, EMA statistics) of run ``run``,
+    which must have the same arch and model config: fine-tuning, e.g. a codec's decoder on fixed codes."""
+    src_cfg, src = checkpoint.load_run(run)
+    mine, theirs = asdict(cfg.model), asdict(src_cfg.model)
+    diff = ["arch"] if src_cfg.arch != cfg.arch else [k for k, v in mine.items() if theirs.get(k) != v]
+    if diff:
+        raise VQVAEError(f"train.init_from={run}: that run's arch or model config differs from this one ({', '.join(diff)}); "
+                         "fine-tuning needs the same model (pass the same --config and --model overrides)")
+    checkpoint.load_weights(model, src.state_dict(), Path(run) / checkpoint.MODEL)
+
+
+def freeze(model: torch.nn.Module, spec: str, arch: str) -> list[torch.nn.Module]:
+    """Freeze the named top-level parts of ``model`` (``spec``: "encoder,quantizer"); returns the
+    modules the training loop must keep in eval mode.
+
+    A frozen part gets no gradients, and those of its modules that own state (parameters or
+    buffers: codebooks with their EMA statistics, k-means flag and usage counters) or are dropout
+    run in eval mode, so nothing in it changes. Stateless wrappers keep their training behaviour:
+    a frozen residual quantizer still applies quantizer dropout, so a decoder fine-tuned on its
+    fixed codes keeps decoding every stage prefix (every quality level of the codec).
+    """
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    parts = dict(model.named_children())
+    fixed: list[torch.nn.Module] = []
+    for n in names:
+        if n not in parts:
+            raise VQVAEError(f"train.freeze: the {arch} model has no part {n!r}; its parts are {', '.join(parts)}")
+        parts[n].requires_grad_(False)
+        for m in parts[n].modules():
+            owns_state = next(m.parameters(recurse=False), None) is not None or next(m.buffers(recurse=False), None) is not None
+            if owns_state or isinstance(m, torch.nn.modules.dropout._DropoutNd):
+                fixed.append(m)
+    if names and not any(p.requires_grad for p in model.parameters()):
+        raise VQVAEError(f"train.freeze={spec}: nothing is left to train")
+    return fixed
+
+
+def _on(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if t is None else t.to(device)

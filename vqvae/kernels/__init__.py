@@ -1,1 +1,0 @@
-"""Optional fused kernels (Triton); every module here imports without Triton and reports ``AVAILABLE``."""
