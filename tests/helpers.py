@@ -8,7 +8,10 @@ import numpy as np
 import torch
 
 from vqvae.core.config import load_config
+from vqvae.data.audio import write_wav
 from vqvae.data.sets import ImageSet
+
+SR = 8000  # the fake FSDD's sample rate
 
 
 def blobs(n: int, size: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -42,3 +45,16 @@ def tiny_config(**train):
     cfg = load_config("tiny", None, {"train": {"eval_images": 16, "log_every": 1, **train}})
     cfg.data.name = "blobs"
     return cfg
+
+
+def fake_fsdd(folder):
+    """FSDD-named clips: 2 speakers (different pitch) x 2 digits (different rhythm) x 7 takes (0-4 test)."""
+    rec = folder / "fsdd" / "recordings"
+    rec.mkdir(parents=True)
+    t = np.arange(600) / SR
+    for spk, f0 in (("alice", 220.0), ("bob", 440.0)):
+        for digit in (0, 1):
+            for i in range(7):
+                env = np.sin(np.pi * t * (2 + digit) / t[-1]) ** 2
+                write_wav(rec / f"{digit}_{spk}_{i}.wav", 0.5 * env * np.sin(2 * np.pi * f0 * (1 + 0.01 * i) * t), SR)
+    return folder

@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import write_npy_data
-from tests.test_audio_cli import fake_fsdd
+from tests.helpers import fake_fsdd, write_npy_data
 from vqvae.cli import main
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

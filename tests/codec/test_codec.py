@@ -133,9 +133,9 @@ def test_a_file_decodes_identically_in_another_process_with_other_threads(tmp_pa
     (tmp_path / "a.vqz").write_bytes(data)
     script = f"""
 import sys, torch
-sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 torch.set_num_threads(2)
-from tests.test_codec import _models
+from tests.codec.test_codec import _models
 from vqvae.codec.codec import Codec
 tok_cfg, tok, pr_cfg, prior = _models(seed=7)
 w = torch.load({str(tmp_path / 'w.pt')!r}, weights_only=True)

@@ -19,7 +19,7 @@ from vqvae.core.errors import TrainingDiverged
 from vqvae.core.train import BatchSampler, Trainer
 from vqvae.data.sets import TensorSet
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _params(model) -> dict:

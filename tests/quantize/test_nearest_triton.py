@@ -23,8 +23,8 @@ from vqvae.quantize.search import nearest_code
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
-ROOT = Path(__file__).resolve().parents[1]
-KERNEL_FILE = ROOT / "vqvae" / "kernels" / "nearest_triton.py"
+ROOT = Path(__file__).resolve().parents[2]
+KERNEL_FILE = ROOT / "vqvae" / "quantize" / "nearest_triton.py"
 
 
 def _load_private(name: str):

@@ -17,7 +17,7 @@ from vqvae.data.roots import DATA_ENV, data_roots
 from vqvae.data.images import load_images, read_idx, read_image, write_image
 from vqvae.core.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _idx(path: Path, arr: np.ndarray) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.test_codec import _image, _models
+from tests.codec.test_codec import _image, _models
 from vqvae.codec import CodecError, entropy
 from vqvae.codec.codec import Codec
 from vqvae.codec.refine import quantize_prefix, sse_per_bit

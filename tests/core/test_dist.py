@@ -93,7 +93,7 @@ def test_torchrun_cli_two_processes(tmp_path):
 
     data = write_npy_data(tmp_path / "data")
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(free_port()), "-m", "vqvae", "train",
            "--config", "tiny", "--data", data, "--out", str(run), "--steps", "4", "--no-progress", "--train.eval_images=8",
            "--train.powersgd_rank=1"]

@@ -8,23 +8,10 @@ import numpy as np
 import pytest
 
 from vqvae.data.audio import read_wav, write_wav
+from tests.helpers import SR, fake_fsdd
 from vqvae.cli import main
 
-SR = 8000
 TINY = ["--no-progress", "--data.clip_length=512", "--data.crop=256", "--train.batch_size=8", "--train.eval_images=8", "--train.log_every=2"]
-
-
-def fake_fsdd(folder):
-    """FSDD-named clips: 2 speakers (different pitch) x 2 digits (different rhythm) x 7 takes (0-4 test)."""
-    rec = folder / "fsdd" / "recordings"
-    rec.mkdir(parents=True)
-    t = np.arange(600) / SR
-    for spk, f0 in (("alice", 220.0), ("bob", 440.0)):
-        for digit in (0, 1):
-            for i in range(7):
-                env = np.sin(np.pi * t * (2 + digit) / t[-1]) ** 2
-                write_wav(rec / f"{digit}_{spk}_{i}.wav", 0.5 * env * np.sin(2 * np.pi * f0 * (1 + 0.01 * i) * t), SR)
-    return folder
 
 
 @pytest.fixture(scope="module")
