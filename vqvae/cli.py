@@ -2,26 +2,31 @@
 
 Each family's ``commands.register`` adds its subcommands (and its part of the
 commands on a run directory, :class:`vqvae.core.commands.RunCommand`); every
-subcommand's handler is ``args.func``. User errors
-(:class:`~vqvae.core.errors.VQVAEError`) print one line and exit 2.
+subcommand's handler is ``args.func``. A command that one family owns is parsed
+with that family's parser alone (:data:`COMMANDS`), so ``vqvae compress``
+imports nothing of the other families; ``--help`` and the commands on a run
+directory build them all. User errors (:class:`~vqvae.core.errors.VQVAEError`)
+print one line and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from vqvae.audio import commands as audio_commands
-from vqvae.codec import commands as codec_commands
-from vqvae.core import commands as core_commands
 from vqvae.core.commands import RunCommand
 from vqvae.core.errors import VQVAEError
-from vqvae.image import commands as image_commands
-from vqvae.priors import commands as prior_commands
-from vqvae.scoring import commands as scoring_commands
-from vqvae.text2image import commands as text2image_commands
 
-FAMILIES = (image_commands, scoring_commands, prior_commands, text2image_commands, audio_commands, codec_commands)
+# Where each part of the command line is registered, in the order of the help.
+REGISTRARS = {"core": "vqvae.core.commands", "image": "vqvae.image.commands", "scoring": "vqvae.scoring.commands",
+              "priors": "vqvae.priors.commands", "text2image": "vqvae.text2image.commands", "audio": "vqvae.audio.commands",
+              "codec": "vqvae.codec.commands"}
+# The top-level commands that one of them owns (tests/test_architecture.py checks this against what each registers);
+# eval, reconstruct, encode and decode are served by several.
+COMMANDS = {"train": "core", "dvae": "image", "classifier": "scoring", "prior": "priors", "sample": "priors", "demo": "priors",
+            "dalle": "text2image", "clip": "text2image", "generate": "text2image", "convert": "audio", "compress": "codec",
+            "decompress": "codec", "codec-export": "codec"}
 
 
 class RunCommands:
@@ -33,6 +38,15 @@ class RunCommands:
         self.eval.common("--data-root")
         self.eval.common("--split", default="test", choices=["train", "test", "heldout"], help="heldout: the scenes' unseen colour-class pairs")
         self.eval.common("--json", action="store_true", help="print JSON")
+        # options several families read (each claims them for its runs with RunCommand.also)
+        self.eval.option((), "--data", help="tokenizer runs: evaluate on another dataset than the run's")
+        self.eval.option((), "--classifier", help="prior runs: a classifier run to score samples with (accuracy, classifier Fréchet "
+                         "distance); DALL-E runs: a scene reader run (prompt faithfulness)")
+        self.eval.option((), "-n", "--samples", type=int, default=1000, help="prior and DALL-E runs: samples to draw and score (default 1000)")
+        self.eval.option((), "--seed", type=int, default=0, help="prior and DALL-E runs: the sampling seed")
+        self.eval.option((), "--temperature", type=float, default=1.0, help="prior and DALL-E runs: sampling temperature of the scored samples")
+        self.eval.option((), "--top-k", type=int, default=0, help="prior and DALL-E runs: sample among the k most likely codes (0: all)")
+        self.eval.option((), "--top-p", type=float, default=1.0, help="prior and DALL-E runs: nucleus sampling mass (1: off)")
         self.reconstruct = RunCommand(sub, "reconstruct", "image files in, same-named PNG reconstructions out (wav in, wav out for "
                                       "audio runs)")
         self.reconstruct.common("images", nargs="+", help="image or wav files")
@@ -48,20 +62,21 @@ class RunCommands:
         self.decode.common("--grid", help="also write a grid of the first 64 images here")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` alone when one family owns it."""
     p = argparse.ArgumentParser(prog="vqvae", description="Neural discrete representation learning: VQ-VAE tokenizers, priors, "
                                 "DALL-E, speech and a learned image codec.")
     sub = p.add_subparsers(dest="command", required=True)
-    core_commands.register(sub)
     shared = RunCommands(sub)
-    for family in FAMILIES:
-        family.register(sub, shared)
+    parts = [COMMANDS[command]] if command in COMMANDS else list(REGISTRARS)
+    for part in parts:
+        importlib.import_module(REGISTRARS[part]).register(sub, shared)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    p = parser(argv[0] if argv and not argv[0].startswith("-") else None)
     args, extra = p.parse_known_args(argv)
     if extra and not getattr(args, "takes_overrides", False):
         p.error(f"unrecognized arguments: {' '.join(extra)}")

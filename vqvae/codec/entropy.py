@@ -31,6 +31,7 @@ CPUs, impossible on one machine) is reported, not decoded into a wrong image.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 
 import constriction
@@ -71,8 +72,6 @@ def nll_bits(logits: torch.Tensor, symbols: torch.Tensor) -> float:
 
 def prepare(prior) -> torch.nn.Module:
     """A float64, eval-mode CPU copy of a transformer prior, for coding."""
-    import copy
-
     model = copy.deepcopy(prior).to("cpu", torch.float64).eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -13,6 +13,7 @@ import io
 
 import numpy as np
 import torch
+from PIL import Image
 
 
 def bd_rate(ref_rate, ref_psnr, test_rate, test_psnr) -> float:
@@ -33,8 +34,6 @@ def bd_rate(ref_rate, ref_psnr, test_rate, test_psnr) -> float:
 def pillow_codec(image: torch.Tensor, fmt: str, quality: int) -> tuple[int, torch.Tensor]:
     """Encode uint8 ``(C, H, W)`` with Pillow's ``JPEG`` or ``WEBP`` at ``quality``: ``(bytes, decoded image)``.
     JPEG uses optimised Huffman tables and 4:2:0 chroma (Pillow's default subsampling)."""
-    from PIL import Image
-
     a = image.numpy()
     im = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
     buf = io.BytesIO()

@@ -90,10 +90,10 @@ class RunCommand:
         self.options[action.dest] = _Option(tuple(flags), tuple(archs), default)
 
     def also(self, archs: tuple[str, ...], *flags: str) -> None:
-        """Runs of ``archs`` read an option another family added too (same flags, same meaning)."""
+        """Runs of ``archs`` read a shared option (one the CLI defines for several families, with no runs of its own)."""
         known = next((o for o in self.options.values() if o.flags == tuple(flags)), None)
         if known is None:
-            raise KeyError(f"{self.name} has no option {'/'.join(flags)} yet: register the family that adds it first")
+            raise KeyError(f"{self.name} has no option {'/'.join(flags)}: define it in vqvae.cli.RunCommands")
         known.archs += tuple(archs)
 
     def __call__(self, args: argparse.Namespace):
@@ -117,7 +117,7 @@ class RunCommand:
         return " and ".join(names)
 
 
-def register(sub) -> None:
+def register(sub, shared=None) -> None:
     """The family-agnostic command: ``vqvae train`` (whatever model the preset or config names)."""
     t = sub.add_parser("train", help="train a model on a dataset (a tokenizer by default); extra --section.key=value flags override the config",
                        epilog="Overrides: --train.lr=3e-4 --model.codebook_size=1024 --data.image_size=64 ...")

@@ -10,6 +10,7 @@ dead-code restarts are identical on every rank.
 from __future__ import annotations
 
 import os
+import socket
 
 import torch
 import torch.distributed as td
@@ -17,8 +18,6 @@ import torch.distributed as td
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` now, for a local rendezvous (``--master_port``; tests, benchmarks)."""
-    import socket
-
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

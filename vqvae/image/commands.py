@@ -18,7 +18,7 @@ def register(sub, shared) -> None:
     dt.set_defaults(func=handler(HANDLERS, "train_dvae"))
 
     shared.eval.handle(ARCHS, handler(HANDLERS, "evaluate"), RUNS)
-    shared.eval.option(ARCHS, "--data", help="tokenizer runs: evaluate on another dataset than the run's")
+    shared.eval.also(ARCHS, "--data")
     shared.reconstruct.handle(ARCHS, handler(HANDLERS, "reconstruct"), RUNS)
     shared.encode.handle(ARCHS, handler("vqvae.core.handlers", "encode"), RUNS)
     shared.decode.handle(ARCHS, handler(HANDLERS, "decode"), RUNS)

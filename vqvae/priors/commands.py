@@ -42,11 +42,6 @@ def register(sub, shared) -> None:
 
     e = shared.eval
     e.handle(ARCHS, handler(HANDLERS, "evaluate"), "prior (pixelcnn, transformer)")
-    e.option(ARCHS, "--classifier", help="prior runs: a classifier run to score samples with (accuracy, classifier Fréchet distance); "
-             "DALL-E runs: a scene reader run (prompt faithfulness)")
+    for flags in (("--classifier",), ("-n", "--samples"), ("--seed",), ("--temperature",), ("--top-k",), ("--top-p",)):
+        e.also(ARCHS, *flags)
     e.option(ARCHS, "--inception", help="prior runs: the TorchScript Inception-v3 (inception-2015-12-05.pt) for standard FID, if you have it")
-    e.option(ARCHS, "-n", "--samples", type=int, default=1000, help="prior and DALL-E runs: samples to draw and score (default 1000)")
-    e.option(ARCHS, "--seed", type=int, default=0, help="prior and DALL-E runs: the sampling seed")
-    e.option(ARCHS, "--temperature", type=float, default=1.0, help="prior and DALL-E runs: sampling temperature of the scored samples")
-    e.option(ARCHS, "--top-k", type=int, default=0, help="prior and DALL-E runs: sample among the k most likely codes (0: all)")
-    e.option(ARCHS, "--top-p", type=float, default=1.0, help="prior and DALL-E runs: nucleus sampling mass (1: off)")
