@@ -140,6 +140,13 @@ def test_ema_codebook_converges_to_cluster_means():
     assert torch.allclose(got, want, atol=0.05)
 
 
+def _ema_mean(q) -> torch.Tensor:
+    """The EMA codebook's definition (appendix A.1): each code is its running sum over its Laplace-smoothed running count."""
+    n = q.ema_count.sum()
+    smoothed = (q.ema_count + q.epsilon) / (n + q.codebook_size * q.epsilon) * n
+    return q.ema_weight / smoothed[:, None]
+
+
 def test_kmeans_init_and_dead_code_restart():
     torch.manual_seed(0)
     k, d = 32, 4
@@ -154,12 +161,25 @@ def test_kmeans_init_and_dead_code_restart():
     with torch.no_grad():
         q.embedding[:4] = -100.0
         q.ema_weight[:4] = -100.0
-    for _ in range(4):
+    restarted, set_codes = [], q._set_codes
+    q._set_codes = lambda rows, vectors: (restarted.append(rows.clone()), set_codes(rows, vectors))[1]
+    steps = 0
+    while not restarted:
         out = q(data)
+        steps += 1
+    rows = restarted[0]
+    assert steps == 3 and sorted(rows.tolist())[:4] == [0, 1, 2, 3]  # after restart_after unused steps
     assert (q.embedding[:4].mean(1) > 5).all(), "dead codes were re-seeded from encoder outputs"
-    # consistent EMA state: embedding == ema_weight / smoothed count right after a restart
-    assert torch.equal(q.steps_unused[:4], torch.zeros(4, dtype=torch.int32)) or (q.steps_unused[:4] < 3).all()
-    assert out.usage.sum() == 2000
+    flat = data[0].t()  # the batch's vectors: each restarted code is one of them
+    assert all(bool((flat == q.embedding[r]).all(1).any()) for r in rows.tolist())
+    # consistent EMA state: a restarted code is its own running mean (sum = vector, count = 1) ...
+    assert torch.equal(q.ema_weight[rows] / q.ema_count[rows, None], q.embedding[rows]) and (q.ema_count[rows] == 1).all()
+    kept = torch.ones(k, dtype=torch.bool)
+    kept[rows] = False  # ... and every other code is the EMA mean of appendix A.1
+    torch.testing.assert_close(q.embedding[kept], _ema_mean(q)[kept])
+    out = q(data)  # the next update keeps the whole codebook on that definition
+    torch.testing.assert_close(q.embedding, _ema_mean(q))
+    assert (q.steps_unused[rows] < 3).all() and out.usage.sum() == 2000
 
 
 def test_restart_resets_ema_state_consistently():

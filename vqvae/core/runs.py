@@ -24,7 +24,7 @@ from pathlib import Path
 
 from vqvae import registry
 from vqvae.core import checkpoint, dist, plots
-from vqvae.core.config import RunConfig, build, load_config, merge, parse_overrides
+from vqvae.core.config import DataConfig, RunConfig, build, load_config, merge, parse_overrides, preset_for, read_yaml
 from vqvae.core.errors import VQVAEError
 from vqvae.core.files import atomic_write
 from vqvae.core.train import Trainer
@@ -137,10 +137,11 @@ class DatasetRecipe(Recipe):
 
     def _config(self) -> RunConfig:
         if self._cfg is None:
-            self._cfg = load_config(self.config, self.data_name, self.over)
-            arch = registry.get(self._cfg.arch)
-            if arch.trained_by != "vqvae train":
+            raw = merge(read_yaml(self.config or preset_for(self.data_name or DataConfig.name)), self.over)
+            arch = registry.get(str(raw.get("arch", "vqvae")))
+            if arch.trained_by != "vqvae train":  # before the config is checked: its model is not one this command can fill in
                 raise VQVAEError(f"a {arch.name} model is trained by `{arch.trained_by}`, not `vqvae train`")
+            self._cfg = load_config(self.config, self.data_name, self.over)
         return self._cfg
 
     def default_name(self) -> str:

@@ -102,7 +102,8 @@ class Trainer:
         self.best_eval: dict = {}
         # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if dist.is_main():  # the one process that writes the run directory
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume and dist.is_main():
             remove_stale_temps(self.run_dir)  # torn writes of a killed run, even one killed before its first state
         if resume and (self.run_dir / checkpoint.STATE).is_file():
@@ -116,6 +117,7 @@ class Trainer:
         if dist.is_main():
             checkpoint.save_config(self.run_dir, cfg)
         self._writer = None
+        self.powersgd = None  # the PowerSGD hook's state (its low-rank factors), with --train.powersgd_rank
         self.ddp = self._wrap_ddp() if self.distributed else None
 
     def _speed_up(self, t) -> None:
@@ -142,6 +144,7 @@ class Trainer:
             state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=self.cfg.train.powersgd_rank,
                                            start_powerSGD_iter=2)
             ddp.register_comm_hook(state, powersgd.powerSGD_hook)
+            self.powersgd = state
         return ddp
 
     # -- helpers -----------------------------------------------------------
