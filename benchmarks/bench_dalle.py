@@ -6,7 +6,7 @@
 The reader reads the tokenizer's decoded scenes, so it is trained on them beside the rendered ones:
 ``vqvae classifier train --data scenes --data.reconstructions_from=runs/scenes-tok --out runs/scene-reader``.
 
-Several ``--reader`` runs are read as one ensemble (:class:`vqvae.models.scene_reader.ReaderEnsemble`): one small
+Several ``--reader`` runs are read as one ensemble (:class:`vqvae.text2image.scene_reader.ReaderEnsemble`): one small
 reader's figure on samples moves by a few points with its training run, an ensemble's less.
 
 * Ceilings: the reader's accuracy on the real ``heldout`` and ``test`` scenes,
@@ -18,7 +18,7 @@ reader's figure on samples moves by a few points with its training run, an ensem
 * Reranking (``--candidates C``): each prompt draws ``C * per-prompt`` samples and keeps the
   ``per-prompt`` ranked highest (DALL-E's reranking): by the CLIP in ``--clip`` (``vqvae clip train``,
   trained on the generator's train split only), else by the transformer's own likelihood of the codes
-  given the caption (:meth:`vqvae.models.dalle.Dalle.image_log_prob`). The reader never ranks. The same draw read without
+  given the caption (:meth:`vqvae.text2image.dalle.Dalle.image_log_prob`). The reader never ranks. The same draw read without
   reranking (all ``C * per-prompt`` samples) is reported beside it.
 * Sampling speed: images per second of ``generate`` (codes) for 16 captions,
   with and without the KV cache, in one run on this machine.
@@ -122,7 +122,7 @@ def _cell(a: dict, bold: bool = False) -> str:
 
 
 def weak(acc: dict, n: int = 4) -> str:
-    """The ``n`` classes read worst in an accuracy dict (:func:`vqvae.scenes.attribute_accuracy`), with their accuracy."""
+    """The ``n`` classes read worst in an accuracy dict (:func:`vqvae.data.scenes.attribute_accuracy`), with their accuracy."""
     return ", ".join(f"{k} {v:.0%}" for k, v in sorted(acc["class_by_class"].items(), key=lambda kv: kv[1])[:n])
 
 

@@ -3,9 +3,9 @@
 Cases: N = 32768 vectors of D = 64 against K in {512, 8192, 65536} codes, and
 N = 262144 at K = 65536. Implementations (``--impls``):
 
-* ``triton`` / ``triton-tf32x3``: :func:`vqvae.kernels.nearest_triton.nearest_code_triton`
+* ``triton`` / ``triton-tf32x3``: :func:`vqvae.quantize.nearest_triton.nearest_code_triton`
   with exact fp32 (``ieee``, the default) / three-pass TF32 products.
-* ``torch-chunked``: :func:`vqvae.quantizers.nearest_code` with the kernel
+* ``torch-chunked``: :func:`vqvae.quantize.search.nearest_code` with the kernel
   disabled (``nearest_triton.ENABLED = False``): chunked ``addmm`` + ``argmin``.
 * ``addmm-full``: the whole ``N x K`` matrix, ``addmm`` + ``argmin`` (OOM reported).
 * ``floor``: one fp32 ``x @ e.T`` of the same sizes (TF32 off): the matmul any

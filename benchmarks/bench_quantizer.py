@@ -5,7 +5,7 @@ each codebook size K; every (implementation, K) runs in a fresh subprocess with
 a capped address space (``--mem-cap-gb``), so its peak memory is its own and a
 case that does not fit is reported as ``OOM``. Implementations:
 
-* ``ours-ema`` / ``ours-vq``: ``vqvae.quantizers.VectorQuantizerEMA`` /
+* ``ours-ema`` / ``ours-vq``: ``vqvae.quantize.vq.VectorQuantizerEMA`` /
   ``VectorQuantizer`` (no k-means init, no restarts) on ``(32, 64, N/32)``.
 * ``plain``: the textbook reference, whole ``N x K`` distance matrix
   (``addmm`` + ``argmin``), learned codebook, straight-through, on ``(N, 64)``.

@@ -9,7 +9,7 @@ scene reader; every scorer then keeps the ``per-prompt`` best of the first ``C *
 each C in 2, 4, .. max-candidates, so all scorers are compared on the same samples:
 
 * ``clip``: the project's CLIP (``vqvae clip train``), cosine similarity of image and caption;
-* ``likelihood``: the transformer's ``log p(codes | caption)`` (:meth:`vqvae.models.dalle.Dalle.image_log_prob`);
+* ``likelihood``: the transformer's ``log p(codes | caption)`` (:meth:`vqvae.text2image.dalle.Dalle.image_log_prob`);
 * ``pmi``: ``log p(codes | caption) - log p(codes | no caption)``, how much the caption raises the likelihood;
 * unranked: every candidate read (the figure without reranking).
 

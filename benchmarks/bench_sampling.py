@@ -19,7 +19,7 @@ always timed in full, and its estimate/measured ratio is reported as a check of
 the estimator. Tokens/s = batch * L / seconds; the speed-up is uncached /
 cached time.
 
-PixelCNN (:mod:`vqvae.models.pixelcnn`, its default widths): samples/s at 7 x 7
+PixelCNN (:mod:`vqvae.priors.pixelcnn`, its default widths): samples/s at 7 x 7
 and 8 x 8 codes, batch 64. Skipped, with the reason in the JSON, if that module
 cannot be imported.
 
@@ -104,7 +104,7 @@ def bench_pixelcnn(sizes, batch: int, tiny: bool, device) -> dict:
     try:
         from vqvae.priors.pixelcnn import PixelCNNConfig, PixelCNNPrior
     except Exception as e:  # written concurrently: the transformer part must still run without it
-        return {"skipped": f"cannot import vqvae.models.pixelcnn: {type(e).__name__}: {e}"}
+        return {"skipped": f"cannot import vqvae.priors.pixelcnn: {type(e).__name__}: {e}"}
     out = {"cases": []}
     try:
         for h, w in sizes:

@@ -124,3 +124,15 @@ def test_each_family_registers_its_own_subcommands_and_the_cli_knows_which():
         importlib.import_module(module).register(sub, cli.RunCommands(sub))
         owned = set(sub.choices) - shared
         assert owned == {c for c, owner in cli.COMMANDS.items() if owner == part}, part
+
+
+def test_the_refiner_uses_the_codecs_public_methods_only():
+    """The refiner reads no private field of the codec (or of anything but itself)."""
+    import ast
+
+    from tests.architecture import PKG
+
+    tree = ast.parse((PKG / "codec" / "refine.py").read_text())
+    private = [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.startswith("_")
+               and not n.attr.startswith("__") and not (isinstance(n.value, ast.Name) and n.value.id == "self")]
+    assert private == []

@@ -10,7 +10,7 @@ the uninterrupted run bit for bit on CPU.
 Logs go to ``metrics.jsonl`` (one JSON object per line, ``kind`` = train or
 eval) and TensorBoard (``tb/``). Checkpoints are written every
 ``train.ckpt_every`` steps, every ``train.ckpt_minutes`` minutes and at the
-end, atomically (:mod:`vqvae.checkpoint`). A non-finite loss stops the run
+end, atomically (:mod:`vqvae.core.checkpoint`). A non-finite loss stops the run
 before anything is written, keeping the last good checkpoint.
 """
 

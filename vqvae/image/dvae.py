@@ -5,9 +5,9 @@ passes a Gumbel-softmax relaxation of the posterior to the decoder, with the
 temperature annealed from 1 to 1/16, and adds the KL to the uniform prior with
 a weight ramped up to its target; the likelihood is the logit-Laplace
 (``eps = 0.1``); evaluation and encoding take the argmax codes. See
-:mod:`vqvae.gumbel` and :mod:`vqvae.losses`.
+:mod:`vqvae.quantize.gumbel` and :mod:`vqvae.image.likelihoods`.
 
-It is a :class:`~vqvae.models.vqvae.VQVAE` with another bottleneck and
+It is a :class:`~vqvae.image.vqvae.VQVAE` with another bottleneck and
 likelihood, so it honours the same contract (``encode``/``decode``/
 ``reconstruct``, run directories, ``eval``, the priors): every later stage
 accepts either tokenizer. ``net="dalle"`` builds DALL-E's deep residual
@@ -41,7 +41,7 @@ class DVAEConfig(VQVAEConfig):
     tau_start: float = 1.0
     tau_end: float = 1 / 16
     tau_steps: int = 150_000  # DALL-E anneals over the first 150k updates
-    kl_weight: float = 6.6  # DALL-E's final beta (both terms summed over the image; see vqvae.gumbel)
+    kl_weight: float = 6.6  # DALL-E's final beta (both terms summed over the image; see vqvae.quantize.gumbel)
     kl_steps: int = 5_000  # DALL-E ramps beta over the first 5000 updates
     net: str = "vqvae"  # "vqvae" (the paper's conv nets) or "dalle" (DALL-E's residual nets, vqvae.nets.dvae)
     n_blk_per_group: int = 2  # net=dalle: blocks per group (DALL-E: 2, width hidden = 256)

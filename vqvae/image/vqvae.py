@@ -9,7 +9,7 @@ Training objective (paper, eq. 3), per batch::
 
     log p(x | z_q) term + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2
 
-where the first is MSE or the 256-way cross-entropy (:mod:`vqvae.losses`) and
+where the first is MSE or the 256-way cross-entropy (:mod:`vqvae.image.likelihoods`) and
 the codebook term is replaced by EMA updates for ``quantizer: ema``.
 """
 

@@ -14,7 +14,7 @@ All ``G`` codes of a cell are predicted from the cells strictly before it and
 are conditionally independent of one another given that context (masking is
 spatial only: the net sees a cell's codes as one embedded feature). This is
 still a valid autoregressive model in the sequence order of
-:func:`~vqvae.models.prior.to_sequence` (raster, codebook fastest): position
+:func:`~vqvae.priors.sequence.to_sequence` (raster, codebook fastest): position
 ``l = (i*W + j)*G + g`` is predicted from a subset of positions ``< l``.
 
 Architecture (paper, section 2.1-2.2 and figure 2). Each gated layer has
@@ -167,8 +167,8 @@ class _GatedLayer(nn.Module):
 class PixelCNNPrior(nn.Module):
     """Gated PixelCNN over a ``(H, W)`` or ``(G, H, W)`` code map with ``K`` codes per codebook.
 
-    ``forward(codes, labels)`` gives :class:`~vqvae.models.prior.PriorOutput`
-    with ``logits (B, L, K)`` in :func:`~vqvae.models.prior.to_sequence` order;
+    ``forward(codes, labels)`` gives :class:`~vqvae.priors.sequence.PriorOutput`
+    with ``logits (B, L, K)`` in :func:`~vqvae.priors.sequence.to_sequence` order;
     ``sample(n, ...)`` draws code maps cell by cell.
     """
 
@@ -280,7 +280,7 @@ class PixelCNNPrior(nn.Module):
         """Ancestral sampling of ``n`` code maps, all ``G`` codes of a cell at once.
 
         Returns int64 ``(n, H, W)`` or ``(n, G, H, W)`` on the model's device. The
-        filters are those of :func:`~vqvae.models.prior.filter_logits`; a seeded
+        filters are those of :func:`~vqvae.priors.sequence.filter_logits`; a seeded
         ``generator`` makes the draw reproducible. Runs in eval mode (no dropout).
 
         Work reuse: while row ``i`` is sampled, rows ``< i`` are fixed, so the

@@ -15,7 +15,7 @@ so one prior codes every quality level of the codec as a prefix.
 :func:`to_sequence` / :func:`from_sequence` convert, so every prior, the
 codec and the evaluation agree on the order.
 
-Both priors (:mod:`vqvae.models.pixelcnn`, :mod:`vqvae.models.transformer`)
+Both priors (:mod:`vqvae.priors.pixelcnn`, :mod:`vqvae.priors.transformer`)
 take their whole config (a :class:`PriorConfig` subclass), implement
 ``forward(codes, labels) -> PriorOutput`` and ``sample(n, labels, ...)``, and
 use :func:`prior_loss` and :func:`filter_logits` from here, so the maths lives

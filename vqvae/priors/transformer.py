@@ -3,14 +3,14 @@
 Paper: van den Oord et al. 2017 ("Neural Discrete Representation Learning"),
 section 3.2: once the VQ-VAE is trained, an autoregressive prior ``p(z)`` is fit
 over its discrete latents and used for ancestral sampling (and for the bits of
-the likelihood bound). The paper uses a PixelCNN (:mod:`vqvae.models.pixelcnn`);
+the likelihood bound). The paper uses a PixelCNN (:mod:`vqvae.priors.pixelcnn`);
 this module is the transformer alternative, written the way nanoGPT
 (Karpathy, github.com/karpathy/nanoGPT, ``model.py``) writes GPT-2: pre-LayerNorm
 blocks, one fused ``qkv`` Linear, ``F.scaled_dot_product_attention`` with
 ``is_causal``, a 4x GELU MLP, the output head tied to the code embedding, and
 normal(0, 0.02) init with residual projections scaled by ``1/sqrt(2 n_layer)``.
 
-Sequence (shared with every prior, :func:`vqvae.models.prior.to_sequence`): the
+Sequence (shared with every prior, :func:`vqvae.priors.sequence.to_sequence`): the
 code map ``(B, H, W)`` or ``(B, G, H, W)`` in raster order, codebook fastest,
 ``L = H * W * G``. Teacher forcing shifts it right by one::
 
@@ -112,7 +112,7 @@ class CausalSelfAttention(nn.Module):
         their keys/values are written into the cache and the queries attend to
         positions ``0 .. pos+T-1``. ``mask``: an explicit ``(L, L)`` bool pattern
         over the whole sequence (True = may attend; DALL-E's sparse patterns,
-        :mod:`vqvae.models.masks`) used instead of plain causality.
+        :mod:`vqvae.text2image.masks`) used instead of plain causality.
         """
         b, t, c = x.shape
         q, k, v = self.c_attn(x).split(c, dim=2)
@@ -331,7 +331,7 @@ class TransformerPrior(nn.Module):
         """Ancestral sampling of ``n`` code maps -> int64 ``(n, *code_shape)`` on the model's device.
 
         ``labels``: ``(n,)`` or one class for all (conditional priors only).
-        ``temperature``/``top_k``/``top_p``: :func:`vqvae.models.prior.filter_logits`.
+        ``temperature``/``top_k``/``top_p``: :func:`vqvae.priors.sequence.filter_logits`.
         ``use_cache=False`` re-runs the whole prefix at every step (the baseline the
         cache is measured against; same draws for the same ``generator`` state).
         Runs in eval mode (no dropout) and restores the previous mode.

@@ -1,7 +1,7 @@
 """Fused nearest-code search on CUDA: distances and a running argmin in one Triton kernel.
 
 ``nearest_code_triton(x (N, D), codebook (K, D)) -> (N,) int64`` returns the same
-``argmin_k ||e_k||^2 - 2 x . e_k`` as :func:`vqvae.quantizers.nearest_code` (fp32,
+``argmin_k ||e_k||^2 - 2 x . e_k`` as :func:`vqvae.quantize.search.nearest_code` (fp32,
 ties to the smallest index, like ``torch.argmin``) without ever materialising a
 distance matrix, not even a chunk of it: memory is ``O(N + K)``.
 

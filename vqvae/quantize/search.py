@@ -27,7 +27,7 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor, chunk_size: int | None
     ``(chunk, K)`` buffer, so the full ``N x K`` matrix is never allocated.
     Exact up to fp32 rounding: only near-ties can differ from a float64 oracle.
     On CUDA with Triton installed (and ``VQVAE_TRITON`` not ``0``), the fused
-    kernel of :mod:`vqvae.kernels.nearest_triton` does the same search in one pass.
+    kernel of :mod:`vqvae.quantize.nearest_triton` does the same search in one pass.
     """
     if x.ndim != 2 or codebook.ndim != 2 or x.shape[1] != codebook.shape[1]:
         raise ValueError(f"expected x (N, D) and codebook (K, D), got {tuple(x.shape)} and {tuple(codebook.shape)}")

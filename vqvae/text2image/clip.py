@@ -12,7 +12,7 @@ attribute labels).
   three conv stages, each halving the side -> the flattened ``S/16`` map ->
   linear; flattening keeps where things are, which the captions' relations
   ("above", "left of") need.
-* Text encoder: BPE ids ``(B, text_len)`` (:mod:`vqvae.text`, padding ids
+* Text encoder: BPE ids ``(B, text_len)`` (:mod:`vqvae.text2image.text`, padding ids
   ``>= text_vocab - text_len``) -> token + position embeddings -> a
   bidirectional transformer encoder with padding masked -> mean over the
   words -> linear.

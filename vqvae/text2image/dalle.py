@@ -1,7 +1,7 @@
 """DALL-E's transformer (Ramesh et al. 2021, section 2.2): one autoregressive model over ``[text | image]`` tokens.
 
 Sequence: ``text_len`` BPE text tokens (padded with one padding id per
-position, :mod:`vqvae.text`), then the ``h * w`` image codes of a tokenizer in
+position, :mod:`vqvae.text2image.text`), then the ``h * w`` image codes of a tokenizer in
 raster order; ``L = text_len + h * w``. Teacher forcing predicts token ``p+1``
 from positions ``<= p``:
 
@@ -13,7 +13,7 @@ from positions ``<= p``:
 Loss = ``text_loss_weight * CE(text) + (1 - text_loss_weight) * CE(image)``:
 1/8 and 7/8 as in DALL-E. Embeddings: text tokens + text positions; image codes
 + row + column embeddings of their cell. Each layer uses one attention pattern
-(:mod:`vqvae.models.masks`): ``attn`` cycles over the layers (DALL-E: row,
+(:mod:`vqvae.text2image.masks`): ``attn`` cycles over the layers (DALL-E: row,
 column, row, row) and the last layer is convolutional when ``last_conv``.
 
 Classifier-free guidance (Ho & Salimans 2022; not in DALL-E, expected today):
@@ -22,8 +22,8 @@ probability ``caption_dropout``; sampling with ``guidance = s`` uses
 ``uncond + s * (cond - uncond)`` logits. Sampling is KV-cached: the text is
 prefilled in one pass, then one image code per step.
 
-Reranking: DALL-E keeps the best of 512 samples by CLIP; :func:`vqvae.dalle_eval.draw`
-keeps the best of ``candidates`` by the project's CLIP (:mod:`vqvae.models.clip`)
+Reranking: DALL-E keeps the best of 512 samples by CLIP; :func:`vqvae.text2image.evaluate.draw`
+keeps the best of ``candidates`` by the project's CLIP (:mod:`vqvae.text2image.clip`)
 or, without one, by :meth:`Dalle.image_log_prob` under the caption.
 """
 

@@ -4,12 +4,12 @@ A generated 64 x 64 scene is correct when everything its caption says is in
 it: the layout (one object above the other, or side by side), and for each of
 the two slots (top / left, then bottom / right) the object's class (20: ten
 digits, ten Fashion-MNIST items), colour (6) and size (2). The reader predicts
-exactly these seven heads (:data:`vqvae.scenes.HEADS`).
+exactly these seven heads (:data:`vqvae.data.scenes.HEADS`).
 
 It reads object by object, as the captions are built: a small net reads the
 layout from the whole scene; the scene is then cut into the two halves that
 layout names (top and bottom, or left and right: every object of a scene lies
-in its own half, :func:`vqvae.scenes._place`), and one shared object net, fully
+in its own half, :func:`vqvae.data.scenes._place`), and one shared object net, fully
 convolutional with global average and max pooling, reads each half's class,
 colour and size. Every scene so trains the object net twice, and the object
 net never sees the other object: a whole-scene net (the first version, three
@@ -111,7 +111,7 @@ class SceneReader(nn.Module):
 
     @torch.no_grad()
     def read(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-        """The predicted labels ``(B, len(HEADS))`` (the layout of :func:`vqvae.scenes.slot_labels`)."""
+        """The predicted labels ``(B, len(HEADS))`` (the layout of :func:`vqvae.data.scenes.slot_labels`)."""
         return ReaderEnsemble([self]).read(x, batch_size)
 
 
