@@ -53,7 +53,10 @@ def _worker(rank: int, world: int, port: int, work: str, argv: list[str], run: s
     os.chdir(work)
     torch.set_num_threads(1)
     from vqvae.cli import main
+    from vqvae.core import runs
     from vqvae.core import train as train_mod
+
+    runs.time.strftime = lambda fmt: f"clock{rank}"  # each rank's clock says another time: the run's name must be rank 0's
 
     digests, fit = [], train_mod.Trainer.fit
 
@@ -80,7 +83,7 @@ def _spawn(work: Path, argv: list[str], run: str) -> list[dict]:
 def _check(ranks: list[dict], run: Path) -> None:
     assert ranks[0]["code"] == ranks[1]["code"] == 0
     assert ranks[1]["writes"] == []  # rank 1 writes nothing of the run directory
-    assert any("config.json" in w for w in ranks[0]["writes"]) and (run / "eval.json").is_file() and (run / "loss_curves.png").is_file()
+    assert any(w.endswith("config.json") for w in ranks[0]["writes"]) and (run / "eval.json").is_file() and (run / "loss_curves.png").is_file()
     assert len(ranks[0]["digests"]) == len(ranks[1]["digests"]) == 1
     assert ranks[0]["digests"] == ranks[1]["digests"]  # the same parameters on both ranks
 
@@ -105,8 +108,10 @@ def test_a_clip_trains_on_two_ranks_with_one_bpe_and_only_rank_0_writes(tmp_path
         scene_split(40, "train")
     except DataError as e:
         pytest.skip(f"the scenes need MNIST and Fashion-MNIST: {e}")
-    argv = ["clip", "train", "--data", "scenes:40", "--out", "clip", "--steps", "3", "--model.width=4", "--model.n_layer=1",
+    argv = ["clip", "train", "--data", "scenes:40", "--steps", "3", "--model.width=4", "--model.n_layer=1",  # no --out: runs/clip-<time>
             "--model.n_embd=16", "--model.n_head=2", "--model.embed_dim=8", "--model.bpe_vocab=300", *Q]
-    ranks = _spawn(tmp_path, argv, "clip")
-    _check(ranks, tmp_path / "clip")
+    ranks = _spawn(tmp_path, argv, "runs")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["clip-clock0"]  # one name, rank 0's time stamp, on both ranks
+    run = tmp_path / "runs" / "clip-clock0"
+    _check(ranks, run)
     assert any("text.json" in w for w in ranks[0]["writes"])

@@ -96,6 +96,15 @@ def broadcast_(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     return t
 
 
+def broadcast_object(obj, src: int = 0):
+    """Rank ``src``'s ``obj`` (any picklable value made by this code, e.g. a run's time stamp) on every rank."""
+    if not is_initialized():
+        return obj
+    box = [obj]
+    td.broadcast_object_list(box, src)
+    return box[0]
+
+
 def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
     """Concatenate ``t`` (same shape on every rank) along dim 0 over ranks."""
     if not is_initialized():

@@ -95,7 +95,8 @@ def train(recipe: Recipe) -> dict:
         run_dir = Path(a.out)
         cfg = recipe.resume_config(checkpoint.load_config(run_dir))
     else:
-        run_dir = Path(a.out or f"runs/{recipe.default_name()}-{time.strftime('%Y%m%d-%H%M%S')}")
+        stamp = dist.broadcast_object(time.strftime("%Y%m%d-%H%M%S"))  # one name on every rank
+        run_dir = Path(a.out or f"runs/{recipe.default_name()}-{stamp}")
         if (run_dir / checkpoint.STATE).exists():
             raise VQVAEError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
         cfg = recipe.new_config(run_dir)
