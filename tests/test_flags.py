@@ -34,6 +34,8 @@ REFUSED = [
     (["eval", "{audio}", "--classifier", "x"], "--classifier applies to prior (pixelcnn, transformer) and DALL-E (dalle) runs"),
     (["eval", "{tok}", "-n", "10"], "-n/--samples applies to prior"),
     (["eval", "{clip}"], "vqvae eval applies to"),
+    (["eval", "{gpt}", "--temperature", "0.9"], "--temperature is for scoring samples: pass --classifier RUN"),
+    (["eval", "{pixelcnn}", "-n", "50"], "--samples is for scoring samples: pass --classifier RUN"),
     (["reconstruct", "{tok}", "a.png", "-o", "out", "--speaker", "bob"], "--speaker applies to audio VQ-VAE (audio-vqvae) runs"),
     (["decode", "{audio}", "codes.npy", "-o", "out"], "vqvae decode applies to image tokenizer (vqvae, dvae) runs; {audio} is a audio-vqvae run"),
     (["encode", "{gpt}", "-o", "c.npy"], "vqvae encode applies to"),

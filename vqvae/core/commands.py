@@ -101,6 +101,7 @@ class RunCommand:
         if arch not in self.handlers:
             raise VQVAEError(f"vqvae {self.name} applies to {self._runs(tuple(self.handlers))} runs; {args.run} is a {arch} run")
         fn, _ = self.handlers[arch]
+        args.given = {dest for dest in self.options if dest in vars(args)}  # for options that only matter with another one
         for dest, opt in self.options.items():
             if dest in vars(args) and arch not in opt.archs:
                 raise VQVAEError(f"{'/'.join(opt.flags)} applies to {self._runs(opt.archs)} runs; {args.run} is a {arch} run")

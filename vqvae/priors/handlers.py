@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from vqvae.core import checkpoint
+from vqvae.core.errors import VQVAEError
 from vqvae.core.handlers import run_args
 from vqvae.core.runs import DatasetRecipe, RunArgs, train as train_run
 from vqvae.priors.evaluation import evaluate_prior, summary
@@ -30,6 +31,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     """``vqvae eval PRIOR_RUN``: bits/dim under the learned and the uniform prior; with ``--classifier``/``--inception``
     the scores of ``-n`` samples."""
     check_sampling(args.samples, args.temperature, args.top_k, args.top_p, least=2, flag="-n/--samples")
+    sampling = args.given & {"samples", "seed", "temperature", "top_k", "top_p"}
+    if sampling and not (args.classifier or args.inception):
+        raise VQVAEError(f"--{sorted(sampling)[0].replace('_', '-')} is for scoring samples: pass --classifier RUN (or --inception FILE) with it")
     res = evaluate_prior(args.run, args.split, args.data_root, args.classifier, args.samples, args.seed, args.inception,
                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     print(json.dumps(res, indent=2) if args.json else summary(res))
