@@ -38,7 +38,8 @@ class PriorRecipe(Recipe):
         self.tok_cfg, self.tok, self.fp = codes.load_tokenizer(self.tok_dir)
         self._sets: dict = {}
 
-    def codes(self, split: str) -> codes.CodeSet:
+    def code_set(self, split: str) -> codes.CodeSet:
+        """The tokenizer's codes of a split of its data (encoded once, then cached in the tokenizer's run)."""
         if split not in self._sets:
             self._sets[split] = codes.dataset_codes(self.tok_dir, self.tok_cfg, self.tok, self.fp, split, data_root=self.args.data_root,
                                                     write=dist.is_main())
@@ -54,7 +55,7 @@ class PriorRecipe(Recipe):
         return super().resume_config(base)
 
     def new_config(self, run_dir: Path):
-        train_set, over = self.codes("train"), self.over
+        train_set, over = self.code_set("train"), self.over
         code_shape = tuple(train_set.images.shape[1:])
         g, h, w = (1, *code_shape) if len(code_shape) == 2 else code_shape
         if self.tile is not None:
@@ -77,7 +78,7 @@ class PriorRecipe(Recipe):
         return build(merge(merge(read_yaml(self.config or f"prior-{self.arch}"), over), fixed))
 
     def data(self, cfg, run_dir):
-        return self.codes("train"), self.codes("test")
+        return self.code_set("train"), self.code_set("test")
 
     def describe(self, cfg, train_set, test_set) -> str:
         return f"a {cfg.arch} prior on {len(train_set)} code maps {tuple(train_set.images.shape[1:])} of {self.tok_dir}"

@@ -58,14 +58,17 @@ class DalleRecipe(_TextRecipe):
         self.tok_dir = Path(tokenizer).resolve()
         self.tok_cfg, self.tok, self.fp = codes.load_tokenizer(self.tok_dir)
         self.data_name, self.config = data or self.tok_cfg.data.name, config
+        self._splits: dict = {}
 
     def _captioned(self, split: str):
-        """A captioned split at the tokenizer's input size (its training crop, else its image size, else 64)."""
-        t = self.tok_cfg
-        images, captions = captioned_split(self.data_name, split, self.args.data_root, target=t.data.crop or t.data.image_size or 64)
-        if images.shape[1] != t.model.in_channels:
-            raise VQVAEError(f"{self.data_name} has {images.shape[1]}-channel images but the tokenizer takes {t.model.in_channels} channels")
-        return images, captions
+        """A captioned split at the tokenizer's input size (its training crop, else its image size, else 64); loaded once."""
+        if split not in self._splits:
+            t = self.tok_cfg
+            images, captions = captioned_split(self.data_name, split, self.args.data_root, target=t.data.crop or t.data.image_size or 64)
+            if images.shape[1] != t.model.in_channels:
+                raise VQVAEError(f"{self.data_name} has {images.shape[1]}-channel images but the tokenizer takes {t.model.in_channels} channels")
+            self._splits[split] = images, captions
+        return self._splits[split]
 
     def new_config(self, run_dir: Path):
         raw = read_yaml(self.config or "dalle")
