@@ -58,10 +58,6 @@ class Arch:
     def config_cls(self) -> type:
         return self.model.config_cls
 
-    @property
-    def family(self) -> str:
-        return INDEX[self.name].split(".")[1]
-
 
 _ARCHS: dict[str, Arch] = {}
 
@@ -85,19 +81,8 @@ def get(name: str) -> Arch:
     return _ARCHS[name]
 
 
-def family_of(name: str) -> str:
-    """The family package that owns arch ``name`` (``image``, ``priors``, ...), without importing it."""
-    if name not in INDEX:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(INDEX))}")
-    return INDEX[name].split(".")[1]
-
-
 def config_class(name: str) -> type:
     return get(name).config_cls
-
-
-def model_class(name: str) -> type:
-    return get(name).model
 
 
 def create_model(name: str, config):

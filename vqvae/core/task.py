@@ -69,8 +69,8 @@ class TokenizerTask(Task):
     preview = ("samples.png", 64)  # where a finished prior over these codes renders its samples, and how many
 
     def encode(self, model, x: torch.Tensor) -> np.ndarray:
-        """Code maps of inputs ``x`` as int64 numpy: ``(N, h, w)`` or ``(N, G, h, w)`` for images, ``(N, 1, t)`` for audio
-        (one row of codes, so the priors model every tokenizer's codes as maps)."""
+        """Codes of inputs ``x`` as int64 numpy: maps ``(N, h, w)`` or ``(N, G, h, w)`` for images, rows ``(N, t)`` for
+        audio (the priors model a row as a ``1 x t`` map: :func:`vqvae.priors.codes.dataset_codes`)."""
         raise NotImplementedError
 
     def reconstruct_inputs(self, model, ds: TensorSet, progress: bool = True, batch_size: int | None = None) -> torch.Tensor:
