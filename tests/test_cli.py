@@ -133,5 +133,39 @@ def test_demo_trains_tokenizer_and_prior(tmp_path):
     assert main(["demo", "--out", str(out), "--minutes", "0.05", "--prior-minutes", "0.05"]) == 0
     for name in ("reconstructions.png", "codebook_usage.png", "loss_curves.png", "eval.json", "prior/samples.png", "prior/config.json"):
         assert (out / name).is_file(), name
+    with Image.open(out / "prior" / "samples.png") as grid:  # 28 px images scaled x2 with 2 px gaps: 10 rows of 7
+        assert grid.size == ((7 * 30 + 2) * 2, (10 * 30 + 2) * 2)  # one full row per class
     assert main(["demo", "--out", str(out), "--minutes", "0.02", "--prior-minutes", "0"]) == 0  # replaces the earlier run
     assert not (out / "prior").exists()
+
+
+def test_the_newcomers_stumbles(tmp_path, capsys):
+    """A colour photo through a grey model is converted with a notice; the unknown-dataset error and --data-root's
+    help name everything the README names; demo takes the --data.download=true its error suggests."""
+    from vqvae.data.images import read_image
+    from vqvae.data.roots import DATASET_NAMES
+
+    Image.fromarray(np.full((8, 8, 3), (200, 10, 10), np.uint8)).save(tmp_path / "red.png")
+    x = read_image(tmp_path / "red.png", channels=1)
+    assert x.shape == (1, 8, 8) and int(x[0, 0, 0]) == (200 * 299 + 10 * 587 + 10 * 114 + 500) // 1000
+    assert "red.png is colour; converted to grey" in capsys.readouterr().err
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(tmp_path / "grey.png")
+    assert read_image(tmp_path / "grey.png", channels=3).tolist() == torch.full((3, 8, 8), 90).tolist()
+    assert "grey.png is grey; converted to RGB" in capsys.readouterr().err
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Data"):readme.index("## Benchmarks")]
+    for name in ("mnist", "fashion-mnist", "cifar10", "scenes", "scenes:N", "fsdd"):
+        assert f"`{name}`" in table and name in DATASET_NAMES
+    assert main(["train", "--data", "no-such-set", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert all(n in err for n in DATASET_NAMES) and err.count("\n") == 1
+
+    for argv in (["train", "--help"], ["demo", "--help"], ["eval", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert "$VQVAE_DATA, ./data, ../shared/data, the repository's ../shared/data and ~/.cache/vqvae/data" in help_text
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--data.download=maybe"])
+    assert e.value.code == 2  # a real option: true or false

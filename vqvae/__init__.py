@@ -2,7 +2,8 @@
 
 The public API, loaded on first use (so ``import vqvae`` costs nothing):
 
-* :func:`load_run` (a run directory -> ``(config, model)``), :func:`create_model` (arch name + config dataclass -> model);
+* :func:`load` / :func:`load_run` (a run directory, or ``"zoo:NAME[/PART]"`` for a model that ships with the package,
+  -> ``(config, model)`` in eval mode), :func:`create_model` (arch name + config dataclass -> model);
 * :func:`compress` / :func:`decompress` (the learned image codec);
 * the packages: ``vqvae.core``, ``vqvae.quantize``, ``vqvae.nets``, ``vqvae.data`` and the families
   ``vqvae.image``, ``vqvae.priors``, ``vqvae.audio``, ``vqvae.text2image``, ``vqvae.codec``, ``vqvae.scoring``
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-_LAZY = {"load_run": ("vqvae.core.checkpoint", "load_run"), "create_model": ("vqvae.registry", "create_model"), "compress": ("vqvae.codec.api", "compress"),
+_LAZY = {"load": ("vqvae.core.checkpoint", "load_run"), "load_run": ("vqvae.core.checkpoint", "load_run"), "create_model": ("vqvae.registry", "create_model"), "compress": ("vqvae.codec.api", "compress"),
          "decompress": ("vqvae.codec.api", "decompress")}
 _MODULES = {"checkpoint": "vqvae.core.checkpoint", "inference": "vqvae.image.inference"}
 

@@ -15,8 +15,10 @@ import argparse
 import importlib
 import sys
 
+from vqvae.core import zoo
 from vqvae.core.commands import RunCommand
 from vqvae.core.errors import VQVAEError
+from vqvae.data.roots import ROOTS_HELP
 
 # Where each part of the command line is registered, in the order of the help.
 REGISTRARS = {"core": "vqvae.core.commands", "image": "vqvae.image.commands", "scoring": "vqvae.scoring.commands",
@@ -26,7 +28,7 @@ REGISTRARS = {"core": "vqvae.core.commands", "image": "vqvae.image.commands", "s
 # eval, reconstruct, encode and decode are served by several.
 COMMANDS = {"train": "core", "dvae": "image", "classifier": "scoring", "prior": "priors", "sample": "priors", "demo": "priors",
             "dalle": "text2image", "clip": "text2image", "generate": "text2image", "convert": "audio", "compress": "codec",
-            "decompress": "codec", "codec-export": "codec"}
+            "decompress": "codec", "codec-export": "codec", "zoo": "core"}
 
 
 class RunCommands:
@@ -35,7 +37,7 @@ class RunCommands:
     def __init__(self, sub):
         self.eval = RunCommand(sub, "eval", "test metrics of a run: a tokenizer (PSNR, SSIM, usage, bits/dim), a prior (bits/dim "
                                "under it, sample scores), a classifier (accuracy), DALL-E (prompt faithfulness)")
-        self.eval.common("--data-root")
+        self.eval.common("--data-root", help=ROOTS_HELP)
         self.eval.common("--split", default="test", choices=["train", "test", "heldout"], help="heldout: the scenes' unseen colour-class pairs")
         self.eval.common("--json", action="store_true", help="print JSON")
         # options several families read (each claims them for its runs with RunCommand.also)
@@ -53,7 +55,7 @@ class RunCommands:
         self.reconstruct.common("-o", "--out", required=True, help="output folder (or one .wav file for one audio input)")
         self.encode = RunCommand(sub, "encode", "encode a dataset split to code maps (.npy) plus labels")
         self.encode.common("--data", help="another dataset than the run's")
-        self.encode.common("--data-root")
+        self.encode.common("--data-root", help=ROOTS_HELP)
         self.encode.common("--split", default="test", choices=["train", "test"])
         self.encode.common("-o", "--out", required=True, help="codes .npy path")
         self.decode = RunCommand(sub, "decode", "decode code maps (.npy) to PNG images")
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unrecognized argument {bad[0]!r}; config overrides look like --section.key=value")
     args.overrides = extra
     try:
+        _resolve_zoo(args)
         args.func(args)
     except VQVAEError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -93,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+RUN_ARGS = ("run", "prior", "tokenizer", "classifier", "clip")  # the arguments that name a run directory
+
+
+def _resolve_zoo(args: argparse.Namespace) -> None:
+    """``zoo:NAME[/PART]`` in any argument that names a run directory -> the shipped run, checked (:mod:`vqvae.core.zoo`)."""
+    for dest in RUN_ARGS:
+        value = getattr(args, dest, None)
+        if zoo.is_zoo(value):
+            setattr(args, dest, str(zoo.resolve(value)))
 
 
 def main_entry() -> None:

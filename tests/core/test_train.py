@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -193,3 +194,75 @@ def test_compile_compiles_what_the_family_names_for_every_family(tmp_path, arch)
         assert getattr(module, "_compiled_call_impl", None) is not None, part or arch
     if arch == "vqvae":
         assert getattr(tr.model.quantizer, "_compiled_call_impl", None) is None
+
+
+# -- schedules planned from a wall-clock budget ---------------------------------
+def _lrs(run_dir) -> list[float]:
+    return [r["lr"] for r in map(json.loads, (Path(run_dir) / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
+
+
+def test_a_time_budget_moves_the_schedule_with_the_clock():
+    cfg = tiny_config(steps=100, warmup_steps=10, lr_schedule="cosine", lr=1e-3, minutes=1.0)
+
+    class Clocked(Trainer):  # the schedule alone: no model, no data
+        def __init__(self, step: int, elapsed: float):
+            self.cfg, self.step, self.elapsed_before, self._started = cfg, step, elapsed, None
+
+    t = Clocked(5, 30.0)
+    assert t.planned_step() == 50.0  # 5 steps done but half the minute gone: the schedule is half way
+    assert t.lr_at(t.planned_step()) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 40 / 90)))
+    assert Clocked(5, 0.0).planned_step() == 5.0  # ahead of the clock: the step itself
+    assert Clocked(0, 3.0).lr_at(Clocked(0, 3.0).planned_step()) == pytest.approx(1e-3 * 6 / 10)  # warm-up by the clock too
+    cfg.train.minutes = 0.0
+    assert Clocked(5, 1e9).planned_step() == 5.0  # no budget: steps only
+
+
+def test_a_run_stopped_by_its_budget_has_warmed_up_and_decayed(tmp_path):
+    """However slow the machine, the last steps of a budget-bound run are near the end of the decay."""
+    tr = _train(tmp_path / "r", 10**6, minutes=0.03, warmup_steps=50, lr_schedule="cosine", lr=1e-3)
+    lrs = _lrs(tmp_path / "r")
+    assert 0 < tr.step < 10**6
+    assert max(lrs) > 0.9e-3  # the warm-up ended (it is 50 of a million steps, but a fraction of the time)
+    assert lrs[-1] < 0.1e-3  # and the cosine had nearly reached 0 when the time ran out
+    state_extra = checkpoint.load_train_state(tmp_path / "r", tr.model, tr.optimizer)[1]
+    assert state_extra["elapsed_seconds"] == pytest.approx(1.8, abs=0.6)  # the budget, stored for --resume
+
+
+def test_a_budget_the_machine_keeps_changes_nothing(tmp_path):
+    """Ahead of the clock the schedule is the steps': the same weights as a run without a budget (bit for bit)."""
+    a = _params(_train(tmp_path / "a", 6, warmup_steps=2, lr_schedule="cosine").model)
+    b = _params(_train(tmp_path / "b", 6, warmup_steps=2, lr_schedule="cosine", minutes=600.0).model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _lrs(tmp_path / "a") == _lrs(tmp_path / "b")
+
+
+def test_resuming_a_budgeted_run_continues_its_clock(tmp_path):
+    first = _train(tmp_path / "r", 4, minutes=600.0)
+    cfg = tiny_config(steps=8, eval_every=0, ckpt_every=1000, minutes=600.0)
+    tr = Trainer(cfg, tmp_path / "r", image_set(64), image_set(16, seed=1), resume=True, progress=False)
+    assert tr.step == 4 and 0 < tr.elapsed_before == pytest.approx(first.elapsed(), abs=1.0)  # the first invocation's seconds
+
+
+def test_the_thread_tuner_keeps_the_fastest_count(monkeypatch):
+    """threads=-1 times each candidate on real steps and keeps the fastest (here 1 thread, made fast by a fake clock)."""
+    from vqvae.core import pace
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    chosen = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    tuner = pace.ThreadTuner(warmup=1, per=2)
+    assert tuner.candidates == [4, 2, 1]
+    step_cost = {4: 5, 2: 3, 1: 1}  # seconds a step on each count
+    now = [0.0]
+    monkeypatch.setattr(pace.time, "perf_counter", lambda: now[0])
+    said = None
+    for _ in range(12):
+        said = tuner.tick() or said
+        now[0] += step_cost[chosen[-1]] if chosen else 7
+    assert tuner.choice == 1 and chosen[-1] == 1
+    assert said.startswith("threads: 1") and tuner.times == {4: 10.0, 2: 6.0, 1: 2.0}
+
+
+def test_threads_minus_one_trains(tmp_path):
+    tr = _train(tmp_path / "r", 12, threads=-1)
+    assert tr.step == 12

@@ -15,6 +15,7 @@ import torch
 
 from vqvae.audio import metrics
 from vqvae.core.errors import VQVAEError
+from vqvae.core.progress import batches
 
 
 def _device(model) -> torch.device:
@@ -48,7 +49,8 @@ def convert(model, x: torch.Tensor, speakers: torch.Tensor, **kw) -> torch.Tenso
 
 
 @torch.no_grad()
-def evaluate_audio(model, x: torch.Tensor, speakers: torch.Tensor, batch_size: int = 64, generate: bool | None = None) -> dict:
+def evaluate_audio(model, x: torch.Tensor, speakers: torch.Tensor, batch_size: int = 64, generate: bool | None = None,
+                   desc: str | None = None) -> dict:
     """Test metrics of an audio VQ-VAE on waveforms ``x`` with their true ``speakers``.
 
     Always: the decoder's teacher-forced mu-law NLL in bits per sample (the
@@ -66,7 +68,7 @@ def evaluate_audio(model, x: torch.Tensor, speakers: torch.Tensor, batch_size: i
     counts = torch.zeros(k, dtype=torch.float64)
     nll = 0.0
     n = x.shape[0]
-    for s in range(0, n, batch_size):
+    for s in batches(n, batch_size, desc):
         out = model(x[s : s + batch_size].to(dev), speakers[s : s + batch_size].to(dev))
         nll += out.recon_loss.item() * out.vq.indices.shape[0]
         counts += torch.bincount(out.vq.indices.flatten().cpu(), minlength=k).double()

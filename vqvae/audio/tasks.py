@@ -76,7 +76,7 @@ class AudioTask(TokenizerTask):
                           "commitment": out.vq.commitment_loss}
 
     def evaluate(self, model, x, y, batch_size):
-        return inference.evaluate_audio(model, x, y, batch_size)
+        return inference.evaluate_audio(model, x, y, batch_size, desc="evaluating" if self.show_progress else None)
 
     def report(self, run_dir, model, test_set, final) -> str:
         write_report(run_dir, model, test_set)

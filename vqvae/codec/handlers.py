@@ -13,7 +13,6 @@ from vqvae.codec.container import CodecError, unpack
 from vqvae.core import checkpoint
 from vqvae.core.files import atomic_write
 from vqvae.data.images import read_image, write_image
-from vqvae.priors.codes import resolve_tokenizer
 
 
 def _outputs(inputs: list[str], out: str, suffix: str) -> list[Path]:
@@ -72,7 +71,7 @@ def export_model(prior_run: str, name: str, out: str | None, default_quality: in
     dst = Path(out) if out else MODEL_DIR / name
     q = default_quality if default_quality is not None else max(1, (codec.levels + 1) // 2)
     codec.check_quality(q)
-    tok_src = resolve_tokenizer(src.resolve(), codec.prior_cfg.tokenizer.path, tokenizer)
+    tok_src = checkpoint.resolve_tokenizer(src.resolve(), codec.prior_cfg.tokenizer.path, tokenizer)
     for sub, from_dir in (("tokenizer", tok_src), ("prior", src)):
         (dst / sub).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(from_dir / checkpoint.MODEL, dst / sub / checkpoint.MODEL)

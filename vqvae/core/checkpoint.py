@@ -25,6 +25,7 @@ from safetensors.torch import save as st_save
 
 from vqvae import registry
 from vqvae.core import config as config_mod
+from vqvae.core import zoo
 from vqvae.core.errors import CheckpointError, ConfigError
 from vqvae.core.files import atomic_write
 
@@ -38,7 +39,9 @@ def save_config(run_dir: Path, cfg: config_mod.RunConfig) -> None:
 
 
 def load_config(run_dir: str | Path) -> config_mod.RunConfig:
-    """The validated :class:`~vqvae.core.config.RunConfig` of a run directory (a one-line error if it is not one)."""
+    """The validated :class:`~vqvae.core.config.RunConfig` of a run directory (a one-line error if it is not one);
+    ``zoo:NAME`` names a shipped one."""
+    run_dir = zoo.resolve(run_dir)
     raw = config_mod.read_run_config(run_dir)
     try:
         return config_mod.build(raw)
@@ -101,8 +104,8 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], sourc
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(RunConfig, model in eval mode)`` from a run directory."""
-    run_dir = Path(run_dir)
+    """``(RunConfig, model in eval mode)`` from a run directory (or ``zoo:NAME``, a shipped one)."""
+    run_dir = zoo.resolve(run_dir)
     cfg = load_config(run_dir)
     try:
         model = registry.create_model(cfg.arch, cfg.model)
@@ -160,3 +163,15 @@ def load_train_state(run_dir: Path, model, optimizer) -> tuple[int, dict]:
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
     return int(meta["step"]), meta.get("extra", {})
+
+
+def resolve_tokenizer(prior_dir: Path, path: str, override: str | Path | None = None) -> Path:
+    """The tokenizer run a prior refers to: ``override`` when given (checked by the caller's
+    fingerprint test), its stored path, else the same path relative to the prior."""
+    if override:
+        return Path(override)
+    p = Path(path)
+    for cand in (prior_dir / p, p, prior_dir.parent / p.name):  # a relative path is the prior's own (the zoo's ../tokenizer)
+        if (cand / CONFIG).is_file():
+            return cand
+    raise CheckpointError(f"the tokenizer of prior {prior_dir} is not at {path}; restore it there (the prior is useless without it)")

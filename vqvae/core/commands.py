@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from vqvae.core.config import read_run_config
 from vqvae.core.errors import VQVAEError
+from vqvae.data.roots import ROOTS_HELP
 
 
 def handler(module: str, name: str) -> Callable[[argparse.Namespace], object]:
@@ -37,8 +38,7 @@ def handler(module: str, name: str) -> Callable[[argparse.Namespace], object]:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options every train-like command takes (what :class:`vqvae.core.runs.RunArgs` holds)."""
-    p.add_argument("--data-root", help="folder holding the datasets (default: $VQVAE_DATA, ./data, ../shared/data, "
-                   "~/.cache/vqvae/data)")
+    p.add_argument("--data-root", help=ROOTS_HELP)
     p.add_argument("--config", help="YAML config or preset name (default: the dataset's or the model's preset)")
     p.add_argument("--out", help="run directory (default: runs/<name>-<time>)")
     g = p.add_mutually_exclusive_group()
@@ -125,3 +125,19 @@ def register(sub, shared=None) -> None:
     t.add_argument("--data", help="dataset name (mnist, fashion-mnist, cifar10, scenes[:N], fsdd), a folder of images or wavs, or a .npy file")
     add_run_options(t)
     t.set_defaults(func=handler("vqvae.core.handlers", "train"))
+
+    z = sub.add_parser("zoo", help="the trained models that ship with vqvae (zoo:NAME works wherever a run directory does)")
+    z.add_argument("--json", action="store_true", help="print JSON")
+    z.set_defaults(func=handler("vqvae.core.handlers", "zoo_list"))
+    zs = z.add_subparsers(dest="zoo_command")
+    ze = zs.add_parser("export", help="(maintainers) make a zoo model from run directories, with each file's SHA-256")
+    ze.add_argument("name")
+    ze.add_argument("parts", nargs="+", metavar="PART=RUN", help="its runs by part name, e.g. prior=runs/p tokenizer=runs/t")
+    ze.add_argument("--main", required=True, help="the part zoo:NAME names")
+    ze.add_argument("--summary", required=True, help="what it is, in a line")
+    ze.add_argument("--data", required=True, help="what it was trained on")
+    ze.add_argument("--card", required=True, help="its MODEL_CARD.md")
+    ze.add_argument("--headline", default="{}", help="its headline figures, as a JSON object")
+    ze.add_argument("--use", action="append", default=[], help="an example command (repeatable)")
+    ze.add_argument("--fp16", default="", help="parts stored in half precision (comma-separated)")
+    ze.set_defaults(func=handler("vqvae.core.handlers", "zoo_export"))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 
-from vqvae.core import checkpoint
+from vqvae.core import checkpoint, zoo, zoo_build
 from vqvae.core.errors import VQVAEError
 from vqvae.core.runs import DatasetRecipe, RunArgs, train as train_run
 from vqvae.core.task import tokenizer_task
@@ -45,3 +46,41 @@ def encode(args: argparse.Namespace) -> Path:
         msg += f", labels -> {lab}"
     print(msg)
     return dest
+
+
+def zoo_list(args: argparse.Namespace) -> list[dict]:
+    """``vqvae zoo``: the shipped models with their size, data and headline figures."""
+    rows = zoo.listing()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return rows
+    if not rows:
+        print("the zoo is empty")
+    for r in rows:
+        print(f"zoo:{r['name']}  ({r['size_mb']:.1f} MB)  {r['summary']}\n    data: {r['data']}")
+        if r["headline"]:
+            print("    " + "; ".join(f"{k}: {v}" for k, v in r["headline"].items()))
+        for u in r["use"]:
+            print(f"    $ {u}")
+    return rows
+
+
+def zoo_export(args: argparse.Namespace) -> Path:
+    """``vqvae zoo export NAME PART=RUN ...``: a zoo model from run directories (see :func:`vqvae.core.zoo.export`)."""
+    parts = {}
+    for spec in args.parts:
+        part, sep, run = spec.partition("=")
+        if not sep or not part or not run:
+            raise VQVAEError(f"parts are PART=RUN, got {spec!r}")
+        checkpoint.load_run(run)  # each must load as a run
+        parts[part] = run
+    try:
+        headline = json.loads(args.headline)
+    except json.JSONDecodeError as e:
+        raise VQVAEError(f"--headline must be a JSON object ({e})") from None
+    fp16 = tuple(p for p in args.fp16.split(",") if p)
+    folder = zoo_build.export(args.name, parts, args.main, args.summary, args.data, headline, args.use, fp16, args.card)
+    for part in parts:  # the exported runs load, priors with their tokenizer (fingerprint checked)
+        checkpoint.load_run(folder / part)
+    print(f"zoo:{args.name} -> {folder} ({zoo.size_bytes(args.name) / 1e6:.2f} MB)")
+    return folder

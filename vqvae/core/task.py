@@ -27,6 +27,7 @@ from torch import nn
 from vqvae import registry
 from vqvae.core import checkpoint
 from vqvae.core.errors import DataError, VQVAEError
+from vqvae.core.progress import batches
 from vqvae.data.sets import TensorSet
 from vqvae.data.splits import image_split
 
@@ -40,6 +41,11 @@ class Task:
     bar = ("loss",)  # logs shown on the progress bar
     curves = (("loss", "loss", "loss"),)  # (train key, test key, title) panels of loss_curves.png
     images = False  # inputs are images (random flips, crops and channels_last apply)
+    show_progress = False  # set by the Trainer for its final evaluation: long loops show a bar
+
+    def batches(self, n: int, batch_size: int, desc: str = "evaluating"):
+        """Batch starts for :meth:`evaluate`'s loop, behind a bar when :attr:`show_progress` is set."""
+        return batches(n, batch_size, desc if self.show_progress else None)
 
     def load_split(self, cfg, split: str, root: str | None = None, progress: bool = True) -> TensorSet:
         """The ``split`` of the run's data (``root`` overrides ``data.root``; ``progress``: bars on long preparation)."""

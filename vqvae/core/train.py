@@ -33,6 +33,7 @@ from vqvae.core import checkpoint, dist
 from vqvae.core.config import RunConfig
 from vqvae.core.errors import TrainingDiverged, VQVAEError
 from vqvae.core.files import atomic_write, remove_stale_temps
+from vqvae.core.pace import ThreadTuner
 from vqvae.data.augment import dvae_train_crop, random_crop
 from vqvae.data.sets import TensorSet
 
@@ -76,7 +77,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, train_set: TensorSet, test_set: TensorSet, resume: bool = False, progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         t = cfg.train
-        if t.threads:
+        if t.threads > 0:
             torch.set_num_threads(t.threads)
         self.distributed = dist.init_from_env()
         self.device = torch.device("cuda", dist.local_rank()) if self.distributed and torch.cuda.is_available() else pick_device(t.device)
@@ -99,6 +100,7 @@ class Trainer:
         self.test_x, self.test_y = _on(test_set.images, self.device), _on(test_set.labels, self.device)
         self.sampler = BatchSampler(len(train_set), t.batch_size, t.seed)
         self.step = 0
+        self.elapsed_before, self._started = 0.0, None  # seconds trained by earlier invocations; this one's start
         self.best_eval: dict = {}
         # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
@@ -110,6 +112,7 @@ class Trainer:
             self.step, extra = checkpoint.load_train_state(self.run_dir, self.model, self.optimizer)
             if extra.get("grad_scaler"):
                 self.scaler.load_state_dict(extra["grad_scaler"])
+            self.elapsed_before = float(extra.get("elapsed_seconds", 0.0))
             if dist.is_main():
                 self._truncate_metrics(self.step)
         elif resume:
@@ -148,10 +151,27 @@ class Trainer:
         return ddp
 
     # -- helpers -----------------------------------------------------------
-    def lr_at(self, step: int) -> float:
+    def planned_step(self) -> float:
+        """Where the schedule stands: the step, or further along when the wall-clock budget runs ahead of it.
+
+        A run with ``train.minutes`` plans its warm-up and decay in fractions of whichever budget binds: at a
+        fraction f of the time it is at least at step ⌊f · ``train.steps``⌋. On a machine fast enough to finish the
+        steps in time this is the step itself (bit-reproducible: the clock moves the schedule by whole steps only); on a slow or busy one the schedule follows the
+        clock, so a run stopped by its budget has still warmed up and decayed."""
+        t = self.cfg.train
+        if not t.minutes:
+            return float(self.step)
+        return float(max(self.step, math.floor(self.elapsed() / (60 * t.minutes) * t.steps)))  # whole steps: see above
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, over every invocation of a resumed run."""
+        return self.elapsed_before + (time.monotonic() - self._started if self._started is not None else 0.0)
+
+    def lr_at(self, step: float) -> float:
+        """The learning rate at (planned) step ``step``: linear warm-up, then constant or a cosine decay to 0."""
         t = self.cfg.train
         if t.warmup_steps and step < t.warmup_steps:
-            return t.lr * (step + 1) / t.warmup_steps
+            return t.lr * min(1.0, (step + 1) / t.warmup_steps)
         if t.lr_schedule == "cosine":
             frac = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
             return t.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
@@ -205,9 +225,28 @@ class Trainer:
 
     def save(self) -> None:
         if dist.is_main():
-            extra = {"grad_scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else None
+            extra = {"elapsed_seconds": self.elapsed()}
+            if self.scaler.is_enabled():
+                extra["grad_scaler"] = self.scaler.state_dict()
             checkpoint.save_train_state(self.run_dir, self.model, self.optimizer, self.step, extra)
             checkpoint.save_model(self.run_dir, self.model, self.step)
+
+    def _bar(self) -> tqdm:
+        """The progress bar: steps against ``train.steps``, or, with a wall-clock budget, seconds against it
+        (the step count in front), so it never promises a finish that the budget will cut short."""
+        t, off = self.cfg.train, not (self.progress and dist.is_main())
+        if not t.minutes:
+            return tqdm(total=t.steps, initial=self.step, desc="train", disable=off, dynamic_ncols=True)
+        return tqdm(total=round(60 * t.minutes), initial=min(round(self.elapsed_before), round(60 * t.minutes)), desc="train",
+                    disable=off, dynamic_ncols=True,
+                    bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of the budget [{elapsed}{postfix}]")
+
+    def _advance(self, bar: tqdm) -> None:
+        if not self.cfg.train.minutes:
+            bar.update(1)
+            return
+        bar.set_description(f"train step {self.step}/{self.cfg.train.steps}", refresh=False)
+        bar.update(min(self.elapsed(), bar.total) - bar.n)
 
     def _out_of_time(self, deadline: float) -> bool:
         """Past the wall-clock budget: decided together under torchrun, so every rank stops at the same step."""
@@ -221,8 +260,9 @@ class Trainer:
         self.model.train()
         for m in self.frozen:  # fixed parts keep their inference behaviour (no EMA, k-means, restarts, dropout)
             m.eval()
+        lr = self.lr_at(self.planned_step())
         for g in self.optimizer.param_groups:
-            g["lr"] = self.lr_at(self.step)
+            g["lr"] = lr
         with self._autocast():
             loss, extra = self.task.step(self.ddp or self.model, x, y, detail)
         if dist.any_true(not bool(torch.isfinite(loss)), self.device):  # every rank stops together
@@ -237,7 +277,7 @@ class Trainer:
         self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
         self.scaler.update()
         self.step += 1
-        logs = {"loss": loss.item(), **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in extra.items()}, "lr": self.lr_at(self.step - 1)}
+        logs = {"loss": loss.item(), **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in extra.items()}, "lr": lr}
         return logs
 
     def evaluate(self, max_items: int = 0) -> dict:
@@ -249,15 +289,18 @@ class Trainer:
     def fit(self) -> dict:
         """Train until ``train.steps`` or ``train.minutes``; returns the final test metrics."""
         t = self.cfg.train
-        start = time.monotonic()
+        start = self._started = time.monotonic()
         last_ckpt = start
-        deadline = start + 60 * t.minutes if t.minutes else float("inf")
-        bar = tqdm(total=t.steps, initial=self.step, desc="train", disable=not (self.progress and dist.is_main()), dynamic_ncols=True)
+        deadline = start + 60 * t.minutes - self.elapsed_before if t.minutes else float("inf")
+        bar = self._bar()
+        tuner = ThreadTuner() if t.threads == -1 else None
         try:
             while self.step < t.steps and not self._out_of_time(deadline):
+                if tuner and (said := tuner.tick()) and self.progress and dist.is_main():
+                    tqdm.write(said)
                 log_now = (self.step + 1) % t.log_every == 0 or self.step == 0
                 logs = self.train_step(*self.batch(self.step), detail=log_now)
-                bar.update(1)
+                self._advance(bar)
                 if log_now:
                     bar.set_postfix({k: f"{logs[k]:.4g}" for k in self.task.bar if k in logs})
                     self._log({"kind": "train", "step": self.step, "time": time.monotonic() - start, **logs})
@@ -274,7 +317,9 @@ class Trainer:
         finally:
             bar.close()
         self.save()
-        final = {"kind": "eval", "step": self.step, "final": True, "train_seconds": time.monotonic() - start, **self.evaluate()}
+        train_seconds = time.monotonic() - start
+        self.task.show_progress = self.progress and dist.is_main()  # the final evaluation can take a while: show it
+        final = {"kind": "eval", "step": self.step, "final": True, "train_seconds": train_seconds, **self.evaluate()}
         self._log(final)
         if self._writer is not None:
             self._writer.close()

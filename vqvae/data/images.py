@@ -30,6 +30,7 @@ import functools
 import gzip
 import os
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from PIL import Image, UnidentifiedImageError
 from vqvae.core.errors import DataError
 from vqvae.data.download import download as fetch
 from vqvae.data.cifar import cifar_classes, cifar_files, read_cifar
-from vqvae.data.roots import DATA_ENV, SPLITS, data_roots, in_test, signature
+from vqvae.data.roots import DATA_ENV, DATASET_NAMES, SPLITS, data_roots, in_test, signature
 from vqvae.data.sets import ImageSet
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg"}
@@ -79,7 +80,7 @@ def load_images(name: str, split: str = "train", root: str | None = None, image_
         folder = path if path.is_dir() else next((r / name for r in data_roots(root) if (r / name).is_dir()), None)
         if folder is None:
             looked = ", ".join(str(r / name) for r in data_roots(root))
-            raise DataError(f"unknown dataset {name!r}: not one of {', '.join(known_datasets())}, not a .npy file and no image folder "
+            raise DataError(f"unknown dataset {name!r}: not one of {', '.join(DATASET_NAMES)}, not a .npy file and no image folder "
                             f"at {name} or {looked}; set --data-root or ${DATA_ENV}")
         images, labels, classes = _load_folder(str(folder.resolve()), split, image_size or 0, channels or 0, signature(folder))
         label = folder.name
@@ -263,9 +264,11 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
     if not p.is_file():
         raise DataError(f"image file {p} not found")
     im = open_image(p)
-    if not channels:
-        channels = 1 if im.mode in ("1", "L", "I", "I;16", "F") else 3
-    return torch.from_numpy(np.array(to_array(im, channels)))
+    own = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+    if channels and channels != own:  # said, not silent: a colour photo through a grey model loses its colour
+        how = "grey (ITU-R 601 luma)" if channels == 1 else "RGB (its grey level in each channel)"
+        print(f"note: {p} is {'grey' if own == 1 else 'colour'}; converted to {how} for this {channels}-channel model", file=sys.stderr)
+    return torch.from_numpy(np.array(to_array(im, channels or own)))
 
 
 def write_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> Path:

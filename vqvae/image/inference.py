@@ -13,14 +13,9 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from vqvae.core.progress import batches as _batches
 from vqvae.image import likelihoods, metrics
-
-
-def _batches(n: int, batch_size: int, desc: str | None = None):
-    starts = range(0, n, batch_size)
-    return tqdm(starts, desc=desc, leave=False, disable=desc is None or n <= 20 * batch_size)
 
 
 def _device(model) -> torch.device:

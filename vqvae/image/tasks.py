@@ -71,7 +71,7 @@ class ImageTokenizerTask(TokenizerTask):
         return {}
 
     def evaluate(self, model, x, y, batch_size):
-        return inference.evaluate(model, x, batch_size)
+        return inference.evaluate(model, x, batch_size, desc="evaluating" if self.show_progress else None)
 
     def report(self, run_dir, model, test_set, final) -> str:
         write_report(run_dir, model, test_set)

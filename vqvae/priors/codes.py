@@ -104,18 +104,6 @@ def _save_cache(cache: Path, codes: np.ndarray, ds, codebook_size: int) -> None:
     atomic_write(cache, buf.getvalue())
 
 
-def resolve_tokenizer(prior_dir: Path, path: str, override: str | Path | None = None) -> Path:
-    """The tokenizer run a prior refers to: ``override`` when given (checked by the caller's
-    fingerprint test), its stored path, else the same path relative to the prior."""
-    if override:
-        return Path(override)
-    p = Path(path)
-    for cand in (p, prior_dir / p, prior_dir.parent / p.name):
-        if (cand / checkpoint.CONFIG).is_file():
-            return cand
-    raise CheckpointError(f"the tokenizer of prior {prior_dir} is not at {path}; restore it there (the prior is useless without it)")
-
-
 def load_prior(run: str | Path, device: str | torch.device = "cpu", tokenizer: str | Path | None = None):
     """``(prior_cfg, prior, tok_cfg, tokenizer)`` with the tokenizer checked against the stored fingerprint.
 
@@ -126,7 +114,7 @@ def load_prior(run: str | Path, device: str | torch.device = "cpu", tokenizer: s
     cfg, prior = checkpoint.load_run(run, device=device)
     if registry.is_kind(cfg.arch, "tokenizer") or not cfg.tokenizer.path:
         raise VQVAEError(f"{run} is a {cfg.arch} run, not a prior (train one with: vqvae prior train --tokenizer RUN)")
-    where = resolve_tokenizer(run, cfg.tokenizer.path, tokenizer)
+    where = checkpoint.resolve_tokenizer(run, cfg.tokenizer.path, tokenizer)
     tok_cfg, tok, fp = load_tokenizer(where, device=device)
     if fp != cfg.tokenizer.fingerprint:
         raise CheckpointError(f"the tokenizer at {where} (fingerprint {fp}) is not the one prior {run} was trained on "

@@ -4,6 +4,7 @@ handlers (:mod:`vqvae.priors.handlers`) are imported when a command runs."""
 from __future__ import annotations
 
 from vqvae.core.commands import handler, train_command
+from vqvae.data.roots import ROOTS_HELP
 
 ARCHS = ("pixelcnn", "transformer")
 HANDLERS = "vqvae.priors.handlers"
@@ -27,7 +28,8 @@ def register(sub, shared) -> None:
     sa.add_argument("--top-k", type=int, default=0, help="sample among the k most likely codes (0: all)")
     sa.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: off)")
     sa.add_argument("--seed", type=int, default=0)
-    sa.add_argument("-o", "--out", required=True, help="PNG grid path (audio: a .wav for -n 1, else a folder of wavs)")
+    sa.add_argument("-o", "--out", help="PNG grid path (audio: a .wav for -n 1, else a folder of wavs); default samples.png "
+                    "(audio: samples/)")
     sa.add_argument("--save-codes", help="also save the sampled code maps (.npy)")
     sa.add_argument("--device", default="auto")
     sa.add_argument("--speaker", help="priors over audio codes: the voice (and the class of a speaker-conditional prior)")
@@ -35,9 +37,11 @@ def register(sub, shared) -> None:
 
     m = sub.add_parser("demo", help="train a tokenizer and a prior on Fashion-MNIST for a few minutes; write pictures and metrics")
     m.add_argument("--out", default="runs/demo")
-    m.add_argument("--minutes", type=float, default=3.0, help="tokenizer training time (default 3)")
-    m.add_argument("--prior-minutes", type=float, default=2.0, help="then a class-conditional prior over its codes (0: skip; default 2)")
-    m.add_argument("--data-root", help="folder holding the datasets (default: $VQVAE_DATA, ./data, ../shared/data, ~/.cache/vqvae/data)")
+    m.add_argument("--minutes", type=float, default=3.0, help="minutes for the tokenizer, its evaluation and pictures included (default 3)")
+    m.add_argument("--prior-minutes", type=float, default=2.0, help="then minutes for a class-conditional prior over its codes, its evaluation and samples included (0: skip; default 2)")
+    m.add_argument("--data-root", help=ROOTS_HELP)
+    m.add_argument("--data.download", dest="download", choices=("true", "false"), default="false",
+                   help="fetch Fashion-MNIST from its official site if no data root has it (needs the internet)")
     m.set_defaults(func=handler(HANDLERS, "demo"))
 
     e = shared.eval

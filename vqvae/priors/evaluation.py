@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vqvae.core import checkpoint
 from vqvae.core.task import tokenizer_task
 from vqvae.core.train import pick_device
 from vqvae.priors import codes
@@ -24,7 +25,7 @@ def evaluate_prior(run: str | Path, split: str = "test", data_root: str | None =
     (``filters``: temperature, top_k, top_p)."""
     dev = pick_device(device)
     cfg, model, tok_cfg, tok = codes.load_prior(run, device=dev)
-    tok_dir = codes.resolve_tokenizer(Path(run), cfg.tokenizer.path)
+    tok_dir = checkpoint.resolve_tokenizer(Path(run), cfg.tokenizer.path)
     cs = codes.dataset_codes(tok_dir, tok_cfg, tok, cfg.tokenizer.fingerprint, split, data_root=data_root)
     pm = PriorTask().evaluate(model, cs.images, cs.labels, 256)
     task = tokenizer_task(tok_cfg.arch, str(tok_dir))

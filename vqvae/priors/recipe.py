@@ -85,6 +85,8 @@ class PriorRecipe(Recipe):
 
     def report(self, run_dir, cfg, model, test_set, final) -> str:
         name, n = registry.task_for(self.tok_cfg.arch).preview
+        if c := cfg.model.num_classes:
+            n = c * -(-n // c)  # one full row per class
         samples = Path(run_dir) / name
         dev = next(model.parameters()).device
         draw(model, self.tok_cfg.arch, self.tok.to(dev), n, None, samples, torch.Generator().manual_seed(0))

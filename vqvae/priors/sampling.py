@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vqvae import registry
 from vqvae.core.errors import VQVAEError
 from vqvae.core.task import tokenizer_task
 from vqvae.core.train import pick_device
@@ -54,11 +55,12 @@ def check_sampling(n: int, temperature: float, top_k: int, top_p: float, least: 
         raise VQVAEError(f"--top-k must be >= 0 and --top-p in (0, 1], got {top_k}, {top_p}")
 
 
-def sample_run(prior: str | Path, n: int, out: str | Path, label: int | None = None, speaker: str | None = None, seed: int = 0,
+def sample_run(prior: str | Path, n: int, out: str | Path | None = None, label: int | None = None, speaker: str | None = None, seed: int = 0,
                device: str = "auto", save_codes: str | Path | None = None, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0) -> torch.Tensor:
+               top_p: float = 1.0) -> Path:
     """``vqvae sample``: ``n`` samples of a prior run rendered by its tokenizer into ``out`` (a grid, or wavs in the voice
-    of ``speaker``, which is also the class of a speaker-conditional prior); the codes saved to ``save_codes`` too."""
+    of ``speaker``, which is also the class of a speaker-conditional prior; default ``samples.png`` or ``samples/``); the
+    codes saved to ``save_codes`` too. Returns where the samples went."""
     check_sampling(n, temperature, top_k, top_p)
     cfg, model, tok_cfg, tok = codes.load_prior(prior, device=pick_device(device))
     voice = None
@@ -66,8 +68,9 @@ def sample_run(prior: str | Path, n: int, out: str | Path, label: int | None = N
         voice = tokenizer_task(tok_cfg.arch, "the prior's tokenizer").voice(tok_cfg, speaker)
         if cfg.model.num_classes:
             label = voice
+    out = out or registry.task_for(tok_cfg.arch).preview[0]  # samples.png, or a folder of wavs
     z = draw(model, tok_cfg.arch, tok, n, label, out, torch.Generator().manual_seed(seed), voice=voice,
              temperature=temperature, top_k=top_k, top_p=top_p)
     if save_codes:
         np.save(save_codes, z.cpu().numpy().astype(np.int16 if cfg.model.codebook_size <= 2**15 else np.int32))
-    return z
+    return Path(out)

@@ -61,7 +61,7 @@ class PriorTask(Task):
         x, y = self.tiles(x, raw(model).config, y)
         bits = 0.0
         dev = next(model.parameters()).device
-        for s in range(0, x.shape[0], batch_size):
+        for s in self.batches(x.shape[0], batch_size):
             xb = x[s : s + batch_size].to(dev)
             yb = None if y is None else y[s : s + batch_size].to(dev)
             bits += model(xb, self._labels(model, yb)).nll_bits.sum().item()

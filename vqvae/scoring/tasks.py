@@ -49,7 +49,7 @@ class ClassifierTask(Task):
         model.eval()
         dev = next(model.parameters()).device
         correct, nll = 0, 0.0
-        for s in range(0, x.shape[0], batch_size):
+        for s in self.batches(x.shape[0], batch_size):
             logits = model(x[s : s + batch_size].to(dev))
             yb = y[s : s + batch_size].to(dev)
             correct += int((logits.argmax(1) == yb).sum())

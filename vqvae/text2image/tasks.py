@@ -63,7 +63,7 @@ class SceneReaderTask(Task):
         model.eval()
         dev = next(model.parameters()).device
         loss, oks = 0.0, []
-        for s in range(0, x.shape[0], batch_size):
+        for s in self.batches(x.shape[0], batch_size):
             l, ok = self._heads(model, x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev))
             loss += l.item() * ok.shape[0]
             oks.append(ok.cpu())
@@ -89,7 +89,7 @@ class DalleTask(Task):
         model.eval()
         dev = next(model.parameters()).device
         tot = {"loss": 0.0, "text_loss": 0.0, "image_loss": 0.0}
-        for s in range(0, x.shape[0], batch_size):
+        for s in self.batches(x.shape[0], batch_size):
             out = model(y[s : s + batch_size].to(dev), x[s : s + batch_size].to(dev))
             for k in tot:
                 tot[k] += getattr(out, k).item() * min(batch_size, x.shape[0] - s)
@@ -115,7 +115,7 @@ class ClipTask(Task):
         model.eval()
         dev = next(model.parameters()).device
         loss = acc = n = 0.0
-        for s in range(0, x.shape[0] - 1, batch_size):  # a batch of one has nothing to tell apart
+        for s in self.batches(x.shape[0] - 1, batch_size):  # a batch of one has nothing to tell apart
             out = model(x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev))
             k = min(batch_size, x.shape[0] - s)
             loss, acc, n = loss + out.loss.item() * k, acc + out.accuracy.item() * k, n + k
