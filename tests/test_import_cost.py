@@ -19,7 +19,7 @@ from tests.helpers import write_npy_data
 from vqvae.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILIES = ("image", "scoring", "priors", "audio", "text2image", "codec")
+FAMILIES = ("image", "scoring", "priors", "audio", "text2image", "codec", "serve")
 
 
 def _modules_after(argv: list[str], cwd: Path) -> list[str]:

@@ -23,12 +23,12 @@ from vqvae.data.roots import ROOTS_HELP
 # Where each part of the command line is registered, in the order of the help.
 REGISTRARS = {"core": "vqvae.core.commands", "image": "vqvae.image.commands", "scoring": "vqvae.scoring.commands",
               "priors": "vqvae.priors.commands", "text2image": "vqvae.text2image.commands", "audio": "vqvae.audio.commands",
-              "codec": "vqvae.codec.commands"}
+              "codec": "vqvae.codec.commands", "serve": "vqvae.serve.commands"}
 # The top-level commands that one of them owns (tests/test_architecture.py checks this against what each registers);
 # eval, reconstruct, encode and decode are served by several.
 COMMANDS = {"train": "core", "dvae": "image", "classifier": "scoring", "prior": "priors", "sample": "priors", "demo": "priors",
             "dalle": "text2image", "clip": "text2image", "generate": "text2image", "convert": "audio", "compress": "codec",
-            "decompress": "codec", "codec-export": "codec", "zoo": "core"}
+            "decompress": "codec", "codec-export": "codec", "zoo": "core", "serve": "serve"}
 
 
 class RunCommands:

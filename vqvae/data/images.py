@@ -40,6 +40,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vqvae.core.errors import DataError
 from vqvae.data.download import download as fetch
+from vqvae.data.cifar import CLASSES as CIFAR_CLASSES
 from vqvae.data.cifar import cifar_classes, cifar_files, read_cifar
 from vqvae.data.roots import DATA_ENV, DATASET_NAMES, SPLITS, data_roots, in_test, signature
 from vqvae.data.sets import ImageSet
@@ -57,6 +58,12 @@ _DIRS = {"mnist": ["mnist", "MNIST/raw", "MNIST"], "fashion-mnist": ["fashion-mn
 
 def known_datasets() -> list[str]:
     return sorted(_DIRS)
+
+
+def known_classes(name: str) -> list[str] | None:
+    """The class names of a known image set, without reading its files (``None`` for any other name)."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    return {"fashion-mnist": list(_FMNIST_CLASSES), "mnist": [str(i) for i in range(10)], "cifar10": list(CIFAR_CLASSES)}.get(key)
 
 
 def load_images(name: str, split: str = "train", root: str | None = None, image_size: int | None = None,

@@ -37,8 +37,8 @@ def register(sub, shared) -> None:
 
     m = sub.add_parser("demo", help="train a tokenizer and a prior on Fashion-MNIST for a few minutes; write pictures and metrics")
     m.add_argument("--out", default="runs/demo")
-    m.add_argument("--minutes", type=float, default=3.0, help="minutes for the tokenizer, its evaluation and pictures included (default 3)")
-    m.add_argument("--prior-minutes", type=float, default=2.0, help="then minutes for a class-conditional prior over its codes, its evaluation and samples included (0: skip; default 2)")
+    m.add_argument("--minutes", type=float, default=2.0, help="minutes for the tokenizer, its evaluation and pictures included (default 2)")
+    m.add_argument("--prior-minutes", type=float, default=3.0, help="then minutes for a class-conditional prior over its codes, its evaluation and samples included (0: skip; default 3)")
     m.add_argument("--data-root", help=ROOTS_HELP)
     m.add_argument("--data.download", dest="download", choices=("true", "false"), default="false",
                    help="fetch Fashion-MNIST from its official site if no data root has it (needs the internet)")
