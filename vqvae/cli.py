@@ -49,6 +49,8 @@ class RunCommands:
         self.eval.option((), "--temperature", type=float, default=1.0, help="prior and DALL-E runs: sampling temperature of the scored samples")
         self.eval.option((), "--top-k", type=int, default=0, help="prior and DALL-E runs: sample among the k most likely codes (0: all)")
         self.eval.option((), "--top-p", type=float, default=1.0, help="prior and DALL-E runs: nucleus sampling mass (1: off)")
+        self.eval.option((), "--guidance", type=float, default=1.0, help="prior and DALL-E runs: classifier-free guidance scale of the "
+                         "scored samples (1: none; priors trained with model.label_dropout)")
         self.reconstruct = RunCommand(sub, "reconstruct", "image files in, same-named PNG reconstructions out (wav in, wav out for "
                                       "audio runs)")
         self.reconstruct.common("images", nargs="+", help="image or wav files")
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-RUN_ARGS = ("run", "prior", "tokenizer", "classifier", "clip")  # the arguments that name a run directory
+RUN_ARGS = ("run", "prior", "tokenizer", "classifier", "clip", "speaker_classifier", "digit_classifier")  # arguments naming a run
 
 
 def _resolve_zoo(args: argparse.Namespace) -> None:

@@ -287,3 +287,30 @@ def test_cache_misuse():
         m.step(cache, torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="full"):
         m.step(cache, torch.tensor([1, 2]))
+
+
+def test_classifier_free_guidance_is_greedy_on_the_guided_logits():
+    """With guidance s, each step's logits are u + s (c - u) of the class's and the "no class" start's (an oracle
+    from the uncached forward pass): greedy guided samples are the argmax chain of those logits."""
+    m = model(num_classes=3, label_dropout=0.1)
+    labels, s = torch.tensor([0, 1, 2]), 2.5
+    z = m.sample(3, labels, top_k=1, guidance=s)
+    seq = to_sequence(z, m.config)
+    null = torch.full_like(labels, 3)
+    for t in range(seq.shape[1]):
+        c, u = m.prefix_logits(seq[:, :t], labels), m.prefix_logits(seq[:, :t], null)
+        assert torch.equal(seq[:, t], (u + s * (c - u)).argmax(-1))
+    assert torch.equal(m.sample(3, labels, top_k=1, guidance=s, use_cache=False), z)  # the cache changes nothing
+    c0, u0 = m.prefix_logits(seq[:, :0], labels), m.prefix_logits(seq[:, :0], null)
+    assert (c0 - u0).abs().max() > 0.1  # the class and the "no class" starts do differ, so the oracle tests something
+
+
+def test_label_dropout_trains_the_no_class_start():
+    m = model(num_classes=3, label_dropout=0.5).train()
+    x, y = codes_for(m.config, b=64), torch.arange(64) % 3
+    m(x, y).loss.backward()
+    assert m.wse.weight.shape[0] == 4 and m.wse.weight.grad[3].abs().sum() > 0  # the null row learns
+    with pytest.raises(ValueError, match="label_dropout"):
+        model(num_classes=3).sample(2, torch.tensor([0, 1]), guidance=2.0)
+    with pytest.raises(ConfigError, match="class-conditional"):
+        tiny(label_dropout=0.1).validate()

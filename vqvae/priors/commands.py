@@ -31,6 +31,8 @@ def register(sub, shared) -> None:
     sa.add_argument("-o", "--out", help="PNG grid path (audio: a .wav for -n 1, else a folder of wavs); default samples.png "
                     "(audio: samples/)")
     sa.add_argument("--save-codes", help="also save the sampled code maps (.npy)")
+    sa.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1: none; transformer priors "
+                    "trained with model.label_dropout)")
     sa.add_argument("--device", default="auto")
     sa.add_argument("--speaker", help="priors over audio codes: the voice (and the class of a speaker-conditional prior)")
     sa.set_defaults(func=handler(HANDLERS, "sample"))
@@ -46,6 +48,6 @@ def register(sub, shared) -> None:
 
     e = shared.eval
     e.handle(ARCHS, handler(HANDLERS, "evaluate"), "prior (pixelcnn, transformer)")
-    for flags in (("--classifier",), ("-n", "--samples"), ("--seed",), ("--temperature",), ("--top-k",), ("--top-p",)):
+    for flags in (("--classifier",), ("-n", "--samples"), ("--seed",), ("--temperature",), ("--top-k",), ("--top-p",), ("--guidance",)):
         e.also(ARCHS, *flags)
     e.option(ARCHS, "--inception", help="prior runs: the TorchScript Inception-v3 (inception-2015-12-05.pt) for standard FID, if you have it")

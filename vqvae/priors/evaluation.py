@@ -14,17 +14,20 @@ from vqvae.core import checkpoint
 from vqvae.core.task import tokenizer_task
 from vqvae.core.train import pick_device
 from vqvae.priors import codes
+from vqvae.priors.sampling import sampling_filters
 from vqvae.priors.tasks import PriorTask
 from vqvae.scoring import scores
 
 
 def evaluate_prior(run: str | Path, split: str = "test", data_root: str | None = None, classifier: str | None = None, samples: int = 1000,
-                   seed: int = 0, inception: str | None = None, device: str = "auto", **filters) -> dict:
+                   seed: int = 0, inception: str | None = None, device: str = "auto", temperature: float = 1.0, top_k: int = 0,
+                   top_p: float = 1.0, guidance: float = 1.0) -> dict:
     """A prior's test NLL: bits per code, and the paper's bound in bits/dim next to the uniform prior's (bits/s for
     codes of speech); with a ``classifier`` run and/or the ``inception`` network, the scores of ``samples`` samples
-    (``filters``: temperature, top_k, top_p)."""
+    (drawn with temperature, top_k, top_p and guidance)."""
     dev = pick_device(device)
     cfg, model, tok_cfg, tok = codes.load_prior(run, device=dev)
+    filters = sampling_filters(cfg.model, temperature, top_k, top_p, guidance)
     tok_dir = checkpoint.resolve_tokenizer(Path(run), cfg.tokenizer.path)
     cs = codes.dataset_codes(tok_dir, tok_cfg, tok, cfg.tokenizer.fingerprint, split, data_root=data_root)
     pm = PriorTask().evaluate(model, cs.images, cs.labels, 256)
@@ -76,7 +79,7 @@ def score_samples(model, tok_arch: str, tok, ds, classifier: str | None, n: int,
     task = tokenizer_task(tok_arch, "the prior's tokenizer")
     samples = task.decode(tok, z)
     recons = task.reconstruct_inputs(tok, ds, progress=False, batch_size=64)
-    out = {"samples": n, "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, **filters}}
+    out = {"samples": n, "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "guidance": 1.0, **filters}}
     if net is not None:
         out["fid_inception_samples"] = scores.inception_fd(net, ds.images, samples)
         out["fid_inception_reconstructions"] = scores.inception_fd(net, ds.images, recons)

@@ -25,12 +25,16 @@ from vqvae.priors import codes
 from vqvae.priors.sampling import draw
 
 ARCHS = ("pixelcnn", "transformer")
+PREVIEW_GUIDANCE = 2.0  # the samples.png of a prior trained for classifier-free guidance (model.label_dropout) use this scale
 
 
 class PriorRecipe(Recipe):
     def __init__(self, args: RunArgs, tokenizer: str, arch: str, conditional: bool = False, config: str | None = None,
-                 tile: int | None = None):
+                 tile: int | None = None, preview: dict | None = None):
+        """``preview``: how the finished run draws its samples picture (``sample`` keywords: temperature, guidance, ...;
+        default: plain ancestral sampling, with guidance :data:`PREVIEW_GUIDANCE` for a prior trained for it)."""
         super().__init__(args)
+        self.preview = preview
         if arch not in ARCHS:
             raise VQVAEError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
         self.arch, self.conditional, self.config, self.tile = arch, conditional, config, tile
@@ -89,6 +93,9 @@ class PriorRecipe(Recipe):
             n = c * -(-n // c)  # one full row per class
         samples = Path(run_dir) / name
         dev = next(model.parameters()).device
-        draw(model, self.tok_cfg.arch, self.tok.to(dev), n, None, samples, torch.Generator().manual_seed(0))
+        how = self.preview if self.preview is not None else (
+            {"guidance": PREVIEW_GUIDANCE} if getattr(cfg.model, "label_dropout", 0.0) else {})
+        draw(model, self.tok_cfg.arch, self.tok.to(dev), n, None, samples, torch.Generator().manual_seed(0), **how)
+        said = ", ".join(f"{k} {v:g}" for k, v in how.items())
         return (f"step {final['step']}: test NLL {final['bits_per_code']:.4f} bits/code "
-                f"(uniform prior: {math.log2(cfg.model.codebook_size):.4f}); samples -> {samples}")
+                f"(uniform prior: {math.log2(cfg.model.codebook_size):.4f}); samples -> {samples}" + (f" ({said})" if said else ""))

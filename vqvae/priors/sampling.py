@@ -36,13 +36,26 @@ def sample_labels(num_classes: int, n: int, label: int | None) -> tuple[torch.Te
 
 def draw(model, tok_arch: str, tok, n: int, label: int | None, out, gen: torch.Generator, voice: int | None = None,
          **filters) -> torch.Tensor:
-    """Sample ``n`` code maps (``filters``: temperature, top_k, top_p) and have the tokenizer render them into ``out``;
+    """Sample ``n`` code maps (``filters``: temperature, top_k, top_p, guidance) and have the tokenizer render them into ``out``;
     audio samples speak in the voice of their labels (a speaker-conditional prior) or ``voice``. Returns the codes."""
     labels, nrow = sample_labels(model.config.num_classes, n, label)
     dev = next(model.parameters()).device
     z = model.sample(n, None if labels is None else labels.to(dev), generator=gen, **filters)
     tokenizer_task(tok_arch, "the prior's tokenizer").render(tok, z, out, labels, nrow, voice)
     return z
+
+
+def sampling_filters(model_cfg, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, guidance: float = 1.0) -> dict:
+    """The keyword arguments of a prior's ``sample`` for these options; guidance only where the prior was trained for
+    it (a one-line error otherwise)."""
+    filters = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+    if guidance != 1.0:
+        if guidance < 0:
+            raise VQVAEError(f"--guidance must be >= 0, got {guidance}")
+        if not getattr(model_cfg, "label_dropout", 0.0):
+            raise VQVAEError("--guidance needs a transformer prior trained with --model.label_dropout > 0 (classifier-free guidance)")
+        filters["guidance"] = guidance
+    return filters
 
 
 def check_sampling(n: int, temperature: float, top_k: int, top_p: float, least: int = 1, flag: str = "-n") -> None:
@@ -57,7 +70,7 @@ def check_sampling(n: int, temperature: float, top_k: int, top_p: float, least: 
 
 def sample_run(prior: str | Path, n: int, out: str | Path | None = None, label: int | None = None, speaker: str | None = None, seed: int = 0,
                device: str = "auto", save_codes: str | Path | None = None, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0) -> Path:
+               top_p: float = 1.0, guidance: float = 1.0) -> Path:
     """``vqvae sample``: ``n`` samples of a prior run rendered by its tokenizer into ``out`` (a grid, or wavs in the voice
     of ``speaker``, which is also the class of a speaker-conditional prior; default ``samples.png`` or ``samples/``); the
     codes saved to ``save_codes`` too. Returns where the samples went."""
@@ -70,7 +83,7 @@ def sample_run(prior: str | Path, n: int, out: str | Path | None = None, label: 
             label = voice
     out = out or registry.task_for(tok_cfg.arch).preview[0]  # samples.png, or a folder of wavs
     z = draw(model, tok_cfg.arch, tok, n, label, out, torch.Generator().manual_seed(seed), voice=voice,
-             temperature=temperature, top_k=top_k, top_p=top_p)
+             **sampling_filters(cfg.model, temperature, top_k, top_p, guidance))
     if save_codes:
         np.save(save_codes, z.cpu().numpy().astype(np.int16 if cfg.model.codebook_size <= 2**15 else np.int32))
     return Path(out)

@@ -149,6 +149,14 @@ def sample_setup(n: int, labels, cfg: PriorConfig, device, temperature: float, t
     return check_labels(labels, n, cfg, device), filters
 
 
+def guide(logits: torch.Tensor, n: int, guidance: float) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022) of a batch whose first ``n`` rows are conditional and the next
+    ``n`` unconditional: ``u + guidance (c - u)``, ``(n, K)``. 1 is the conditional model; larger follows the condition
+    more closely, at some cost in diversity."""
+    cond, unc = logits[:n], logits[n : 2 * n]
+    return unc + guidance * (cond - unc)
+
+
 def prior_loss(logits: torch.Tensor, seq: torch.Tensor) -> PriorOutput:
     """Cross-entropy of ``logits (B, L, K)`` against ``seq (B, L)`` (computed in fp32)."""
     nll = F.cross_entropy(logits.float().transpose(1, 2), seq, reduction="none")  # (B, L) nats

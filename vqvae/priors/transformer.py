@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqvae.core.errors import ConfigError
-from vqvae.priors.sequence import PriorConfig, PriorOutput, check_labels, from_sequence, positions, prior_loss, sample_from, sample_setup, to_sequence
+from vqvae.priors.sequence import (PriorConfig, PriorOutput, check_labels, from_sequence, guide, positions, prior_loss, sample_from,
+                                   sample_setup, to_sequence)
 
 
 @dataclass
@@ -51,6 +52,9 @@ class TransformerConfig(PriorConfig):
     n_head: int = 8
     n_embd: int = 256  # C, the residual width
     bias: bool = True  # biases in Linear and LayerNorm (nanoGPT's switch)
+    # Classifier-free guidance (Ho & Salimans 2022): the share of training maps whose class is replaced by a learned
+    # "no class" start token, so one model is both conditional and unconditional and sampling can use guidance > 1.
+    label_dropout: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -59,6 +63,8 @@ class TransformerConfig(PriorConfig):
             (self.n_head >= 1, "model.n_head must be >= 1"),
             (self.n_embd >= 1, "model.n_embd must be >= 1"),
             (self.n_embd % max(self.n_head, 1) == 0, f"model.n_embd ({self.n_embd}) must be divisible by model.n_head ({self.n_head})"),
+            (0 <= self.label_dropout < 1, "model.label_dropout must be in [0, 1)"),
+            (not self.label_dropout or self.num_classes, "model.label_dropout needs a class-conditional prior (--conditional)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -206,7 +212,7 @@ class TransformerPrior(nn.Module):
         config.validate()
         self.config = c = config
         self.wte = nn.Embedding(c.codebook_size, c.n_embd)
-        self.wse = nn.Embedding(max(c.num_classes, 1), c.n_embd)
+        self.wse = nn.Embedding(max(c.num_classes, 1) + (1 if c.label_dropout else 0), c.n_embd)  # + the "no class" row
         self.row_emb = nn.Embedding(c.height, c.n_embd)
         self.col_emb = nn.Embedding(c.width, c.n_embd)
         self.slot_emb = nn.Embedding(c.num_codebooks, c.n_embd) if c.num_codebooks > 1 else None
@@ -258,6 +264,9 @@ class TransformerPrior(nn.Module):
         with logits ``(B, L, K)`` in sequence order, the mean loss in nats/code and ``nll_bits (B,)``."""
         seq = to_sequence(codes, self.config)
         labels = check_labels(labels, seq.shape[0], self.config, seq.device)
+        if self.training and self.config.label_dropout:  # classifier-free guidance: some maps learn the unconditional model
+            drop = torch.rand(labels.shape, device=labels.device) < self.config.label_dropout
+            labels = torch.where(drop, torch.full_like(labels, self.config.num_classes), labels)
         return prior_loss(self._run(self._inputs(seq[:, :-1], labels), 0), seq)
 
     def sequence_nll(self, seq: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -327,11 +336,14 @@ class TransformerPrior(nn.Module):
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        guidance: float = 1.0,
     ) -> torch.Tensor:
         """Ancestral sampling of ``n`` code maps -> int64 ``(n, *code_shape)`` on the model's device.
 
         ``labels``: ``(n,)`` or one class for all (conditional priors only).
         ``temperature``/``top_k``/``top_p``: :func:`vqvae.priors.sequence.filter_logits`.
+        ``guidance`` = s != 1 (classifier-free guidance; a prior trained with ``label_dropout``): the logits are
+        ``u + s (c - u)`` of the class's (c) and the "no class" start's (u), one batch of ``2n`` through the model.
         ``use_cache=False`` re-runs the whole prefix at every step (the baseline the
         cache is measured against; same draws for the same ``generator`` state).
         Runs in eval mode (no dropout) and restores the previous mode.
@@ -339,16 +351,26 @@ class TransformerPrior(nn.Module):
         c = self.config
         device = self.wte.weight.device
         labels, filters = sample_setup(n, labels, c, device, temperature, top_k, top_p)
+        guided = guidance != 1.0
+        if guided and not c.label_dropout:
+            raise ValueError("guidance needs a prior trained with model.label_dropout > 0 (it has no unconditional start)")
+        if guided:
+            labels = torch.cat([labels, torch.full_like(labels, c.num_classes)])
+        m = 2 * n if guided else n
         was_training = self.training
         self.eval()
         try:
-            seq = torch.zeros(n, c.seq_len, dtype=torch.long, device=device)
-            cache = self.new_cache(n) if use_cache else None
+            seq = torch.zeros(m, c.seq_len, dtype=torch.long, device=device)
+            cache = self.new_cache(m) if use_cache else None
             logits = self._start(cache, labels) if use_cache else self.prefix_logits(seq[:, :0], labels)
             for t in range(c.seq_len):
-                seq[:, t] = sample_from(logits, generator, **filters)
+                if guided:
+                    logits = guide(logits, n, guidance)
+                seq[:n, t] = sample_from(logits, generator, **filters)
+                seq[n:, t] = seq[: m - n, t]  # the unconditional half follows the same codes
                 if t + 1 < c.seq_len:
                     logits = self._step(cache, seq[:, t]) if use_cache else self.prefix_logits(seq[:, : t + 1], labels)
+            seq = seq[:n]
         finally:
             self.train(was_training)
         return from_sequence(seq, c)

@@ -41,8 +41,7 @@ def register(sub, shared) -> None:
     e = shared.eval
     e.handle(DALLE, handler(HANDLERS, "evaluate"), "DALL-E (dalle)")
     e.handle(("scene-reader",), handler("vqvae.scoring.handlers", "evaluate"), "scene reader")
-    for flags in (("--classifier",), ("-n", "--samples"), ("--seed",), ("--temperature",), ("--top-k",), ("--top-p",)):
+    for flags in (("--classifier",), ("-n", "--samples"), ("--seed",), ("--temperature",), ("--top-k",), ("--top-p",), ("--guidance",)):
         e.also(DALLE, *flags)
-    e.option(DALLE, "--guidance", type=float, default=1.0, help="DALL-E runs: classifier-free guidance scale of the scored samples")
     e.option(DALLE, "--candidates", type=int, default=1, help="DALL-E runs: score the best of this many draws per sample (reranking)")
     e.option(DALLE, "--clip", help="DALL-E runs: the CLIP run that reranks (default: the transformer's likelihood of the codes under the caption)")

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqvae.core.errors import ConfigError
-from vqvae.priors.sequence import sample_from
+from vqvae.priors.sequence import guide, sample_from
 from vqvae.priors.transformer import Block, init_gpt_weights
 from vqvae.text2image.masks import PATTERNS, attention_mask
 
@@ -211,8 +211,7 @@ class Dalle(nn.Module):
             for t in range(c.image_len):
                 logits = self.image_head(h).float()
                 if guided:
-                    cond, unc = logits[:b], logits[b:]
-                    logits = unc + guidance * (cond - unc)
+                    logits = guide(logits, b, guidance)
                 out[:, t] = sample_from(logits, generator, temperature=temperature, top_k=top_k, top_p=top_p)
                 if t + 1 == c.image_len:
                     break
