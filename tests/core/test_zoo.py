@@ -101,3 +101,8 @@ def test_the_shipped_zoo_is_intact():
             assert size <= 12_000_000, rel
             total += size
     assert total <= 40_000_000
+
+
+def test_a_shipped_run_caches_outside_the_package(root, tmp_path):
+    assert zoo.cache_dir(root / "tiny" / "tokenizer", root) == zoo.CACHE / "tiny" / "tokenizer"
+    assert zoo.cache_dir(tmp_path / "runs" / "tok", root) == (tmp_path / "runs" / "tok").resolve()

@@ -113,6 +113,19 @@ def resolve(spec, root: Path = ZOO) -> Path:
     return folder / m["parts"][part]
 
 
+CACHE = Path.home() / ".cache" / "vqvae" / "zoo"
+
+
+def cache_dir(run_dir: str | Path, root: Path = ZOO) -> Path:
+    """Where a run keeps what it derives from its data (a tokenizer's code caches): the run itself, or for a shipped
+    run a folder under ``~/.cache/vqvae/zoo`` (the package stays as installed, and its checks keep passing)."""
+    run_dir = Path(run_dir).resolve()
+    try:
+        return CACHE / run_dir.relative_to(root.resolve())
+    except ValueError:
+        return run_dir
+
+
 def size_bytes(name: str, root: Path = ZOO) -> int:
     return sum((root / name / rel).stat().st_size for rel in manifest(name, root)["files"])
 

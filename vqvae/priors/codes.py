@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vqvae import registry
-from vqvae.core import checkpoint
+from vqvae.core import checkpoint, zoo
 from vqvae.core.errors import CheckpointError, VQVAEError
 from vqvae.core.files import atomic_write
 from vqvae.core.task import tokenizer_task
@@ -65,10 +65,11 @@ def encode_data(cfg, model, x: torch.Tensor) -> np.ndarray:
 
 def dataset_codes(tok_run: str | Path, tok_cfg, tok_model, fp: str, split: str, data: str | None = None,
                   data_root: str | None = None, write: bool = True) -> CodeSet:
-    """Code maps of ``split`` of the tokenizer's dataset (or ``data``), cached in the tokenizer run
-    (``write``: store a new cache; under torchrun only rank 0 does)."""
+    """Code maps of ``split`` of the tokenizer's dataset (or ``data``), cached in the tokenizer run (a shipped one's
+    under ``~/.cache/vqvae/zoo``: :func:`vqvae.core.zoo.cache_dir`; ``write``: store a new cache; under torchrun only
+    rank 0 does)."""
     name = data or tok_cfg.data.name
-    cache = Path(tok_run) / "codes" / f"{Path(name).stem.replace('{split}', '')}-{split}-{fp}.npz"
+    cache = zoo.cache_dir(tok_run) / "codes" / f"{Path(name).stem.replace('{split}', '')}-{split}-{fp}.npz"
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
