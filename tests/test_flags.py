@@ -25,7 +25,7 @@ def runs(tmp_path_factory):
 
 
 REFUSED = [
-    (["eval", "{gpt}", "--guidance", "3"], "--guidance applies to DALL-E (dalle) runs; {gpt} is a transformer run"),
+    (["eval", "{gpt}", "--candidates", "3"], "--candidates applies to DALL-E (dalle) runs; {gpt} is a transformer run"),
     (["eval", "{pixelcnn}", "--candidates", "4"], "--candidates applies to DALL-E (dalle) runs"),
     (["eval", "{gpt}", "--clip", "x"], "--clip applies to DALL-E (dalle) runs"),
     (["eval", "{dalle}", "--inception", "x.pt"], "--inception applies to prior (pixelcnn, transformer) runs; {dalle} is a dalle run"),

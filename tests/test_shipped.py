@@ -52,3 +52,33 @@ def test_an_unknown_zoo_name_is_a_one_line_error(capsys):
     assert main(["eval", "zoo:no-such-model"]) == 2
     err = capsys.readouterr().err
     assert "no zoo model 'no-such-model'; the zoo has: " in err and err.count("\n") == 1
+
+
+@needs("fsdd")
+def test_fsdd_converts_a_shipped_example_into_another_voice(tmp_path):
+    """``vqvae convert zoo:fsdd EXAMPLE --speaker S``: a wav of the input's length at the model's rate, which the
+    shipped speaker classifier (trained on recordings only) finds more like S than the same clip reconstructed in
+    its own voice, on average over the shipped examples."""
+    from vqvae.audio import inference
+    from vqvae.audio.conversion import read_clip
+    from vqvae.data.audio import read_wav
+
+    examples = sorted((zoo.resolve("zoo:fsdd").parent / "examples").glob("*.wav"))
+    assert len(examples) == 3
+    cfg, model = checkpoint.load_run("zoo:fsdd")
+    _, spk = checkpoint.load_run("zoo:fsdd/speaker-classifier")
+    gain = []
+    for ex in examples:
+        source = ex.stem.split("_")[1]
+        target = next(s for s in cfg.model.speakers if s != source)
+        out = tmp_path / f"{ex.stem}-to-{target}.wav"
+        assert main(["convert", "zoo:fsdd", str(ex), "--speaker", target, "-o", str(out)]) == 0
+        y, rate, _ = read_wav(out)
+        x, t = read_clip(str(ex), cfg)
+        assert rate == cfg.model.sample_rate and len(y) == t
+        own = inference.convert(model, x, torch.tensor([cfg.model.speakers.index(source)]))[:, :, :t]
+        conv = torch.from_numpy(y)[None, None]
+        t_id = cfg.model.speakers.index(target)  # the classifier's labels are the dataset's speakers, as the model's
+        lp = [torch.log_softmax(spk(w), -1)[0, t_id] for w in (conv, own)]
+        gain.append(float(lp[0] - lp[1]))
+    assert sum(gain) / len(gain) > 0, gain

@@ -41,6 +41,9 @@ from vqvae.image.likelihoods import to_input
 from vqvae.priors import codes
 from vqvae.priors.sequence import from_sequence, to_sequence
 
+# Prior config fields that only steer training: what they change in the model is in its weights, which the fingerprint
+# hashes, so files written before such a field existed still decode.
+TRAINING_ONLY = ("label_dropout",)
 
 
 @dataclass
@@ -93,7 +96,7 @@ class Codec:
         self.default_quality = self.check_quality(default_quality if default_quality is not None else self.levels)
         # Every weight of both nets: a decoder fine-tuned on the same codes is another model (other pixels).
         h = hashlib.sha256(codes.fingerprint(tok_cfg, tokenizer).encode())
-        h.update(json.dumps(asdict(p), sort_keys=True).encode())
+        h.update(json.dumps({k: v for k, v in asdict(p).items() if k not in TRAINING_ONLY}, sort_keys=True).encode())
         for net in (tokenizer, prior):
             for k, v in sorted(net.state_dict().items()):
                 h.update(k.encode())
