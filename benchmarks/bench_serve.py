@@ -45,7 +45,7 @@ def time_actions(models, repeats: int) -> dict:
     actions = {
         "compress (every quality, JPEG and WebP matched)": ("codec", "/api/compress", lambda: {"image": (io.BytesIO(photo()), "p.png")}),
         "sample 16 of a class": ("prior", "/api/sample", lambda: {"label": "3", "n": "16"}),
-        "convert a 0.5 s FSDD clip": ("voice", "/api/convert", lambda: {"wav": (io.BytesIO(wav), "a.wav"), "speaker": speaker}),
+        "convert one FSDD test clip (3_jackson_0.wav)": ("voice", "/api/convert", lambda: {"wav": (io.BytesIO(wav), "a.wav"), "speaker": speaker}),
         "generate 8 scenes": ("scenes", "/api/generate", lambda: {"caption": "a red 3 above a small blue sneaker", "n": "8"}),
     }
     out = {}
@@ -91,7 +91,8 @@ def screenshots(models, docs: Path) -> list[str]:
         tmp.write_bytes(photo())
         fills = {"codec": lambda: drv.find_element(By.ID, "codec-file").send_keys(str(tmp.resolve())),
                  "prior": lambda: Select(drv.find_element(By.ID, "prior-label")).select_by_value("3"),
-                 "voice": lambda: None, "scenes": lambda: None}
+                 "voice": lambda: Select(drv.find_element(By.ID, "voice-speaker")).select_by_value(models.voice.speakers[1]),
+                 "scenes": lambda: None}
         for tab, fill in fills.items():
             drv.find_element(By.CSS_SELECTOR, f"nav button[data-tab='{tab}']").click()
             if getattr(models, tab) is not None and (tab != "voice" or models.examples):
