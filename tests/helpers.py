@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vqvae.cli import main
 from vqvae.core.config import load_config
 from vqvae.data.audio import write_wav
 from vqvae.data.sets import ImageSet
@@ -58,3 +59,15 @@ def fake_fsdd(folder):
                 env = np.sin(np.pi * t * (2 + digit) / t[-1]) ** 2
                 write_wav(rec / f"{digit}_{spk}_{i}.wav", 0.5 * env * np.sin(2 * np.pi * f0 * (1 + 0.01 * i) * t), SR)
     return folder
+
+
+def tiny_codec_run(root: Path) -> Path:
+    """A tiny residual tokenizer (``root/tok``) and the tiled prior over its codes (``root/prior``): a codec model
+    given as a prior run, trained in a few seconds on blobs (``root/data``)."""
+    data = write_npy_data(root / "data", size=32, channels=3)
+    q = ["--no-progress", "--train.eval_images=8", "--train.batch_size=8"]
+    assert main(["train", "--config", "tiny", "--data", data, "--out", str(root / "tok"), "--steps", "2", "--model.codebook_size=8",
+                 "--model.num_codebooks=2", "--model.codebook_layout=residual", *q]) == 0
+    assert main(["prior", "train", "--tokenizer", str(root / "tok"), "--arch", "transformer", "--config", "prior-codec", "--tile", "4",
+                 "--out", str(root / "prior"), "--steps", "1", "--model.n_layer=1", "--model.n_embd=16", "--model.n_head=2", *q]) == 0
+    return root

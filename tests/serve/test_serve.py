@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 from scipy.io import wavfile
 
-from tests.helpers import write_npy_data
-from vqvae.cli import main
+from tests.helpers import tiny_codec_run
 from vqvae.serve import actions
 from vqvae.serve.app import Models, create_app
 
@@ -24,13 +23,7 @@ RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 @pytest.fixture(scope="module")
 def codec_run(tmp_path_factory):
     """A tiny residual tokenizer and the tiled prior over its codes (a codec model given as a prior run)."""
-    root = tmp_path_factory.mktemp("codec")
-    data = write_npy_data(root / "data", size=32, channels=3)
-    q = ["--no-progress", "--train.eval_images=8", "--train.batch_size=8"]
-    assert main(["train", "--config", "tiny", "--data", data, "--out", str(root / "tok"), "--steps", "2", "--model.codebook_size=8",
-                 "--model.num_codebooks=2", "--model.codebook_layout=residual", *q]) == 0
-    assert main(["prior", "train", "--tokenizer", str(root / "tok"), "--arch", "transformer", "--config", "prior-codec", "--tile", "4",
-                 "--out", str(root / "prior"), "--steps", "1", "--model.n_layer=1", "--model.n_embd=16", "--model.n_head=2", *q]) == 0
+    root = tiny_codec_run(tmp_path_factory.mktemp("codec"))
     return root
 
 
