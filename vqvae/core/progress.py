@@ -1,4 +1,4 @@
-"""Progress for the phases of a command that take more than a few seconds (evaluation, encoding, sampling).
+"""Progress for the phases of a command that take more than a few seconds (evaluation, encoding, decoding).
 
 One helper, so every family's batch loops show the same kind of bar, and only when the work is long enough
 to be worth one: a bar over ``range(0, n, batch_size)`` with ``desc``, silent when ``desc`` is ``None`` or the
@@ -15,7 +15,3 @@ def batches(n: int, batch_size: int, desc: str | None = None, min_batches: int =
     starts = range(0, n, batch_size)
     return tqdm(starts, desc=desc, leave=False, dynamic_ncols=True, disable=desc is None or len(starts) <= min_batches)
 
-
-def steps(n: int, desc: str | None = None, min_steps: int = 20):
-    """``range(n)`` behind a progress bar named ``desc`` when ``n`` is large (token positions of a sampler, say)."""
-    return tqdm(range(n), desc=desc, leave=False, dynamic_ncols=True, disable=desc is None or n <= min_steps)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from vqvae.core import checkpoint
+from vqvae.core.progress import batches
 from vqvae.core.task import tokenizer_task
 from vqvae.core.train import pick_device
 from vqvae.priors import codes
@@ -74,8 +75,8 @@ def score_samples(model, tok_arch: str, tok, ds, classifier: str | None, n: int,
     c = model.config.num_classes
     labels = (torch.arange(n) % c) if c else None
     gen = torch.Generator().manual_seed(seed)
-    z = torch.cat([model.sample(len(chunk), None if labels is None else labels[chunk].to(dev), generator=gen, **filters).cpu()
-                   for chunk in torch.arange(n).split(250)])
+    z = torch.cat([model.sample(min(250, n - s), None if labels is None else labels[s : s + 250].to(dev), generator=gen, **filters).cpu()
+                   for s in batches(n, 250, "sampling", min_batches=1)])
     task = tokenizer_task(tok_arch, "the prior's tokenizer")
     samples = task.decode(tok, z)
     recons = task.reconstruct_inputs(tok, ds, progress=False, batch_size=64)
