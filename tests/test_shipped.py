@@ -83,3 +83,23 @@ def test_fsdd_converts_a_shipped_example_into_another_voice(tmp_path):
             lp = [torch.log_softmax(spk(w), -1)[0, t_id] for w in (conv, own)]
         gain.append(float(lp[0] - lp[1]))
     assert sum(gain) / len(gain) > 0, gain
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_zoo_and_the_page(tmp_path):
+    """``pip install .`` installs what the zoo and ``vqvae serve`` need: every shipped file is in the wheel."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    pytest.importorskip("setuptools", reason="building the wheel without network needs setuptools in this environment")
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(repo), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = tmp_path.glob("vqvae-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {str(p.relative_to(repo)) for p in (repo / "vqvae" / "zoo").rglob("*") if p.is_file()}
+    assert shipped and shipped <= names, sorted(shipped - names)[:5]
+    assert "vqvae/serve/static/index.html" in names
