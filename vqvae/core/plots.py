@@ -36,13 +36,16 @@ def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 2, value: int = 2
     return grid
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, scale: int = 1) -> None:
-    g = image_grid(images, nrow)
+def grid_image(images: torch.Tensor, nrow: int = 8, scale: int = 1, pad: int = 2) -> Image.Image:
+    """uint8 ``(N, C, H, W)`` as one PIL image: :func:`image_grid`, scaled up ``scale`` times (nearest neighbour)."""
+    g = image_grid(images, nrow, pad=pad)
     img = Image.fromarray(g[..., 0] if g.shape[-1] == 1 else g)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, scale: int = 1) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    grid_image(images, nrow, scale).save(path)
 
 
 def save_reconstructions(originals: torch.Tensor, recons: torch.Tensor, path: str | Path, nrow: int = 8) -> None:

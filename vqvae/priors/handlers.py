@@ -41,8 +41,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     return res
 
 
-# The demo's plan. Step counts are caps well above an idle 2-core CPU's pace (tokenizer ~15 steps/s at batch 64,
-# transformer prior ~3), so the clock binds and the schedules (vqvae.core.train.Trainer.planned_step) run in
+# The demo's plan. Step counts are caps well above an idle 2-core CPU's pace (measured 2026-11-30: the tokenizer
+# 22 steps/s at batch 64, the 128-wide prior 4.3), so the clock binds and the schedules (vqvae.core.train.Trainer.planned_step) run in
 # fractions of the time; each phase's evaluation and pictures come out of its own minutes.
 TOKENIZER_STEPS_PER_S, PRIOR_STEPS_PER_S = 40, 10
 # The transformer preset at 128 wide (0.86M parameters: 1.8x the steps of 192 a minute), trained for classifier-free
@@ -57,10 +57,10 @@ def demo(args: argparse.Namespace) -> dict:
     """Train the Fashion-MNIST preset for ``--minutes`` and write its pictures and metrics; then a class-conditional
     transformer prior on its codes for ``--prior-minutes`` and a grid of its samples, one row per class.
 
-    The minutes are wall-clock time for everything, evaluation and pictures included: the whole demo ends within
-    about 10 % of their sum however fast or busy the machine is, because each training run plans its warm-up and
-    decay in fractions of its time budget (:meth:`vqvae.core.train.Trainer.planned_step`), and the prior gets what
-    the tokenizer left of the total. Re-running replaces an earlier demo run.
+    The minutes are wall-clock time for everything, evaluation and pictures included: each training run plans its
+    warm-up and decay in fractions of its time budget (:meth:`vqvae.core.train.Trainer.planned_step`), and the prior
+    gets what the tokenizer left of the total. On a 2-core CPU, idle or beside another job, it ended 2-5 % early
+    (BENCHMARKS.md, issue 21); a machine over twice as fast reaches the step caps and ends earlier. Re-running replaces an earlier demo run.
     """
     out, minutes, prior_minutes = args.out, args.minutes, args.prior_minutes
     if minutes <= 0 or prior_minutes < 0:
