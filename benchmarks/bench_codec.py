@@ -82,6 +82,8 @@ def main() -> int:
     ap.add_argument("--docs", default=str(REPO / "docs" / "codec"))
     ap.add_argument("--refine", type=int, default=0, help="also measure codes refined with this many steps (0: greedy only)")
     ap.add_argument("--update-md", help="write the results into this Markdown file (BENCHMARKS.md)")
+    ap.add_argument("--card", help="write the per-image figures of the greedy codes into this model card (the shipped "
+                    "model's: CI checks two images against them)")
     ap.add_argument("--baselines-only", action="store_true", help="only compute (and cache) the JPEG and WebP sweeps")
     ap.add_argument("--from-report", action="store_true", help="re-derive the summary, plot and Markdown from the saved report.json")
     args = ap.parse_args()
@@ -93,6 +95,8 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         if args.update_md:
             _write_md(args, report, Path(args.update_md))
+        if args.card:
+            replace_section(Path(args.card), "kodak_per_image", card_table(saved["per_image_greedy"] or saved["per_image"]))
         return 0
     images = kodak(args.data_root, args.images)
     codec = None if args.baselines_only else load_codec(args.model)
@@ -136,7 +140,21 @@ def main() -> int:
     print(json.dumps(report, indent=2))
     if args.update_md:
         _write_md(args, report, Path(args.update_md))
+    if args.card:
+        replace_section(Path(args.card), "kodak_per_image", card_table(greedy or ours))
     return 0
+
+
+def card_table(rows: list[dict]) -> str:
+    """Per Kodak image and quality, the ``.vqz`` file's bytes and the decoded PSNR of the greedy codes
+    (``vqvae compress --refine 0``: deterministic, so a reinstalled model must reproduce them exactly)."""
+    qs = sorted({r["quality"] for r in rows})
+    head = "| image | " + " | ".join(f"q{q} bytes | q{q} PSNR dB" for q in qs) + " |"
+    lines = [head, "|---" * (1 + 2 * len(qs)) + "|"]
+    for name in sorted({r["image"] for r in rows}):
+        by_q = {r["quality"]: r for r in rows if r["image"] == name}
+        lines.append(f"| {name} | " + " | ".join(f"{by_q[q]['bytes']} | {by_q[q]['psnr']:.3f}" for q in qs) + " |")
+    return "\n".join(lines)
 
 
 def summarize(meta: dict, curves: dict, ours: list[dict]) -> dict:

@@ -54,6 +54,47 @@ def test_an_unknown_zoo_name_is_a_one_line_error(capsys):
     assert "no zoo model 'no-such-model'; the zoo has: " in err and err.count("\n") == 1
 
 
+KODAK_CHECKED = ("kodim04", "kodim23")  # two of the card's images: a portrait and the parrots
+
+
+def _card_rows(card: str) -> dict[str, list[tuple[int, float]]]:
+    """The card's per-image table (written by ``benchmarks/bench_codec.py --card``): image -> [(bytes, PSNR)] by quality."""
+    section = card.split("<!-- kodak_per_image:start -->", 1)[1].split("<!-- kodak_per_image:end -->", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0].startswith("kodim"):
+            rows[cells[0]] = [(int(cells[i]), float(cells[i + 1])) for i in range(1, len(cells), 2)]
+    return rows
+
+
+@needs("coco-rvq4")
+def test_the_codec_reproduces_its_cards_kodak_figures(tmp_path):
+    """``vqvae compress --refine 0`` at every quality on two Kodak images: the files are exactly the card's size (the
+    coding is deterministic) and decode to the card's PSNR within 0.01 dB; the CLI writes the same bytes as the API."""
+    from vqvae.codec import load_codec
+    from vqvae.data.images import read_image
+    from vqvae.data.roots import data_roots
+    from vqvae.image.metrics import mse_per_image, psnr_from_mse
+
+    found = [r / "kodak" for r in data_roots(None) if (r / "kodak" / "kodim04.png").is_file()]
+    if not found:
+        pytest.skip("Kodak is not under any data root (../shared/data/kodak)")
+    card = _card_rows((zoo.ZOO / "coco-rvq4" / zoo.CARD).read_text())
+    codec = load_codec("coco-rvq4")
+    assert len(card) == 24 and all(len(v) == codec.levels for v in card.values())
+    for name in KODAK_CHECKED:
+        x = read_image(found[0] / f"{name}.png", 3)
+        for q, (size, psnr) in enumerate(card[name], start=1):
+            data, _ = codec.compress(x, q, refine=0)
+            y = codec.decompress(data)
+            assert len(data) == size, (name, q)
+            assert abs(psnr_from_mse(float(mse_per_image(x[None], y[None])[0])) - psnr) < 0.01, (name, q)
+    out = tmp_path / "k.vqz"
+    assert main(["compress", str(found[0] / "kodim23.png"), "-o", str(out), "--quality", "1", "--refine", "0"]) == 0
+    assert out.stat().st_size == card["kodim23"][0][0]
+
+
 @needs("fsdd")
 def test_fsdd_converts_a_shipped_example_into_another_voice(tmp_path):
     """``vqvae convert zoo:fsdd EXAMPLE --speaker S``: a wav of the input's length at the model's rate, which the

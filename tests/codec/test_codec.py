@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -394,17 +395,14 @@ def test_tile_groups_code_like_one_batch(codec, monkeypatch):
     assert abs(st_g.nll_bits - st_one.nll_bits) < 1e-6 * st_one.nll_bits
 
 
-def test_a_named_model_without_weights_says_how_to_build_it(tmp_path, monkeypatch, capsys):
-    import vqvae.codec.api as codec_mod
+def test_an_unknown_model_name_lists_the_shipped_ones(tmp_path):
+    """Only zoo models with a codec.json are codecs; another zoo model's name or a typo is a one-line error."""
+    from vqvae.codec import available_models, load_codec
 
-    (tmp_path / "m1" / "prior").mkdir(parents=True)
-    (tmp_path / "m1" / "prior" / "config.json").write_text("{}")
-    (tmp_path / "m1" / "MODEL_CARD.md").write_text("# m1")
-    monkeypatch.setattr(codec_mod, "MODEL_DIR", tmp_path)
-    codec_mod._load.cache_clear()
-    assert codec_mod.available_models() == []
-    with pytest.raises(CodecError, match="codec model 'm1' is not built.*vqvae codec-export PRIOR_RUN --name m1"):
-        codec_mod.load_codec("m1")
-    with pytest.raises(CodecError, match="unknown codec model 'nope'"):
-        codec_mod.load_codec("nope")
-    codec_mod._load.cache_clear()
+    (tmp_path / "m1").mkdir()  # a zoo model that is not a codec
+    (tmp_path / "m1" / "zoo.json").write_text(json.dumps({"main": "prior", "parts": {"prior": "prior"}, "files": {}}))
+    assert available_models(tmp_path) == []
+    with pytest.raises(CodecError, match=r"unknown codec model 'm1': not a shipped model \(none installed"):
+        load_codec("m1", tmp_path)
+    with pytest.raises(CodecError, match="unknown codec model 'zoo:nope'"):
+        load_codec("zoo:nope", tmp_path)

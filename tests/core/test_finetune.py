@@ -104,8 +104,9 @@ def test_codec_with_a_fine_tuned_decoder_from_the_cli(tmp_path):
     """Tokenizer -> prior -> decoder fine-tuned on fixed codes -> codec-export --tokenizer: same codes, another model."""
     from tests.helpers import write_npy_data
     from vqvae.cli import main
-    from vqvae.codec import unpack
+    from vqvae.codec import available_models, load_codec, model_info, unpack
     from vqvae.codec.codec import Codec
+    from vqvae.core import zoo
 
     data = write_npy_data(tmp_path / "data", size=32, channels=3)
     common = ["--config", "tiny", "--data", data, "--no-progress", "--train.eval_images=8", "--model.codebook_size=16",
@@ -117,9 +118,16 @@ def test_codec_with_a_fine_tuned_decoder_from_the_cli(tmp_path):
                  "--no-progress", "--train.eval_images=8", "--train.batch_size=8"]) == 0
     assert main(["train", *common, "--out", str(ft), "--steps", "4", f"--train.init_from={tok}",
                  "--train.freeze=encoder,quantizer"]) == 0
-    out = tmp_path / "model"
-    assert main(["codec-export", str(prior), "--name", "m-ft", "-o", str(out), "--tokenizer", str(ft)]) == 0
-    base, tuned = Codec.from_run(prior), Codec.from_dirs(out / "tokenizer", out / "prior", "m-ft")
+    root, card = tmp_path / "zoo", tmp_path / "card.md"
+    card.write_text("# m-ft\n")
+    assert main(["codec-export", str(prior), "--name", "m-ft", "--root", str(root), "--tokenizer", str(ft), "--card", str(card),
+                 "--default-quality", "1", "--data", "random crops", "--headline", '{"bpp": 1.5}']) == 0
+    out = root / "m-ft"
+    assert zoo.manifest("m-ft", root)["headline"] == {"bpp": 1.5} and available_models(root) == ["m-ft"]
+    assert set(zoo.manifest("m-ft", root)["files"]) == {"codec.json", "tokenizer/config.json", "tokenizer/model.safetensors",
+                                                         "prior/config.json", "prior/model.safetensors"}
+    base, tuned = Codec.from_run(prior), load_codec("zoo:m-ft", root)  # a shipped codec: by name, files checked
+    assert tuned.default_quality == 1 and tuned.fingerprint.hex() == model_info("m-ft", root)["fingerprint"]
     x = torch.randint(0, 256, (3, 20, 24), dtype=torch.uint8)
     a, b = unpack(base.compress(x, 2, refine=0)[0])[0], unpack(tuned.compress(x, 2, refine=0)[0])[0]
     assert a.code_crc == b.code_crc  # the same codes ...

@@ -2,10 +2,9 @@
 
 The codes of a residual VQ-VAE are range-coded under a transformer prior
 (:mod:`vqvae.codec.codec`) into ``.vqz`` files (:mod:`vqvae.codec.container`).
-Named models live in ``vqvae/codec/models/<name>/`` (a tokenizer and a prior
-run directory, ``codec.json`` and a model card). The repository keeps their
-configs and model cards but not their weights: ``vqvae codec-export`` writes
-the weights there after the training commands of the model card. ``model``
+Named models ship in the package's zoo (``vqvae/zoo/<name>/``, :mod:`vqvae.core.zoo`:
+a tokenizer and a prior run, ``codec.json``, a model card, every file's SHA-256
+checked on load); ``vqvae codec-export`` makes one from training runs. ``model``
 may also be the path of a prior run trained with ``vqvae prior train
 --tokenizer RUN --tile T``. A file names the model it needs, so
 ``decompress`` finds a shipped model by itself.
@@ -22,7 +21,7 @@ import importlib
 from vqvae.codec.defaults import DEFAULT_MODEL, DEFAULT_REFINE
 
 _LAZY = {"Codec": "vqvae.codec.codec", "CompressStats": "vqvae.codec.codec", "CodecError": "vqvae.codec.container",
-         "Header": "vqvae.codec.container", "unpack": "vqvae.codec.container", "MODEL_DIR": "vqvae.codec.api",
+         "Header": "vqvae.codec.container", "unpack": "vqvae.codec.container", "CODEC_FILE": "vqvae.codec.api",
          "available_models": "vqvae.codec.api", "as_tensor": "vqvae.codec.api", "compress": "vqvae.codec.api",
          "decompress": "vqvae.codec.api", "load_codec": "vqvae.codec.api", "model_info": "vqvae.codec.api"}
 

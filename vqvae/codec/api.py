@@ -13,47 +13,50 @@ from PIL import Image
 from vqvae.codec.codec import Codec
 from vqvae.codec.container import CodecError, unpack
 from vqvae.codec.defaults import DEFAULT_MODEL, DEFAULT_REFINE
+from vqvae.core import zoo
 
-MODEL_DIR = Path(__file__).resolve().parent / "models"
-
-
-def _has_weights(d: Path) -> bool:
-    return all((d / sub / name).is_file() for sub in ("tokenizer", "prior") for name in ("config.json", "model.safetensors"))
+CODEC_FILE = "codec.json"  # what makes a zoo model a codec: its levels, default quality and fingerprint
 
 
-def available_models() -> list[str]:
-    """Names of the codec models installed in the package (configs and weights present)."""
-    if not MODEL_DIR.is_dir():
-        return []
-    return sorted(p.name for p in MODEL_DIR.iterdir() if _has_weights(p))
+def _codec_name(key: str) -> str:
+    return key[len(zoo.PREFIX):] if zoo.is_zoo(key) else key
 
 
-def model_info(name: str) -> dict:
-    """A shipped model's ``codec.json``: its default quality and what each level measured."""
-    path = MODEL_DIR / name / "codec.json"
+def available_models(root: Path = zoo.ZOO) -> list[str]:
+    """Names of the codec models that ship in the package's zoo (``vqvae/zoo/NAME/`` with a ``codec.json``)."""
+    return [n for n in zoo.names(root) if (root / n / CODEC_FILE).is_file()]
+
+
+def model_info(name: str, root: Path = zoo.ZOO) -> dict:
+    """A shipped model's ``codec.json``: its levels, default quality and fingerprint (``{}`` if it does not ship)."""
+    path = root / _codec_name(name) / CODEC_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @functools.lru_cache(maxsize=4)
-def _load(key: str) -> Codec:
-    if key in available_models():
-        return Codec.from_dirs(MODEL_DIR / key / "tokenizer", MODEL_DIR / key / "prior", key, model_info(key).get("default_quality"))
+def _load(key: str, root: Path = zoo.ZOO) -> Codec:
+    name = _codec_name(key)
+    if name in available_models(root):
+        m = zoo.manifest(name, root)
+        parts = {p: zoo.resolve(f"{zoo.PREFIX}{name}/{p}", root) for p in ("tokenizer", "prior") if p in m["parts"]}
+        if len(parts) != 2:
+            raise CodecError(f"zoo model {name} is not a codec: it needs a tokenizer and a prior part; reinstall vqvae")
+        return Codec.from_dirs(parts["tokenizer"], parts["prior"], name, model_info(name, root).get("default_quality"))
     path = Path(key)
     if (path / "config.json").is_file():
         return Codec.from_run(path)
-    if (MODEL_DIR / key / "MODEL_CARD.md").is_file():
-        raise CodecError(f"codec model {key!r} is not built: its weights are not in the repository. Train it with the commands in "
-                         f"{MODEL_DIR / key / 'MODEL_CARD.md'} (about 3 hours on 2 CPU cores), then: vqvae codec-export PRIOR_RUN --name {key}")
-    installed = ", ".join(available_models()) or "none installed"
-    raise CodecError(f"unknown codec model {key!r}: not an installed model ({installed}) and not a prior run directory")
+    installed = ", ".join(available_models(root)) or "none installed"
+    raise CodecError(f"unknown codec model {key!r}: not a shipped model ({installed}; vqvae zoo lists them) "
+                     f"and not a prior run directory")
 
 
-def load_codec(model: str | Path | None = None) -> Codec:
-    """An installed model by name (default: :data:`DEFAULT_MODEL`) or a prior run directory; loaded once per process."""
+def load_codec(model: str | Path | None = None, root: Path = zoo.ZOO) -> Codec:
+    """A shipped model by name (``coco-rvq4`` or ``zoo:coco-rvq4``; default :data:`DEFAULT_MODEL`) or a prior run
+    directory; loaded once per process (the zoo checks its files' SHA-256 first). ``root``: the zoo to look in."""
     key = str(model) if model is not None else DEFAULT_MODEL
-    if key not in available_models() and Path(key).exists():
-        key = str(Path(key).resolve())  # one cache entry per run directory, however it was spelled
-    return _load(key)
+    if _codec_name(key) in available_models(root):
+        return _load(_codec_name(key), root)
+    return _load(str(Path(key).resolve()) if Path(key).exists() else key, root)  # one cache entry per run directory
 
 
 def as_tensor(image) -> torch.Tensor:

@@ -29,12 +29,16 @@ def register(sub, shared) -> None:
     dc.add_argument("--model", help="the codec model, if it is not a shipped one (a prior run directory)")
     dc.set_defaults(func=handler(HANDLERS, "decompress"))
 
-    cx = sub.add_parser("codec-export", help="package a codec prior run and its tokenizer as a model directory (as shipped)")
+    cx = sub.add_parser("codec-export", help="(maintainers) make a zoo model of a codec prior run and its tokenizer (as shipped)")
     cx.add_argument("prior", help="the prior run (trained with --tile)")
     cx.add_argument("--name", required=True, help="the model's name, written into every file it compresses")
-    cx.add_argument("-o", "--out", help="output folder (default: the package's vqvae/codec/models/NAME)")
+    cx.add_argument("--root", help="the zoo folder to write NAME/ into (default: the package's vqvae/zoo)")
+    cx.add_argument("--summary", default="learned image codec: residual VQ-VAE codes range-coded under a transformer prior",
+                    help="what it is, in a line (vqvae zoo shows it)")
+    cx.add_argument("--data", default="", help="what it was trained on")
+    cx.add_argument("--headline", default="{}", help="its headline figures, as a JSON object")
     cx.add_argument("--default-quality", type=int, help="the quality compress uses unless told (default: the middle level)")
-    cx.add_argument("--card", help="a MODEL_CARD.md to include")
+    cx.add_argument("--card", required=True, help="its MODEL_CARD.md (data, exact commands, training time, figures)")
     cx.add_argument("--tokenizer", help="a tokenizer run with the prior's codes to use instead of the prior's own "
                     "(its decoder fine-tuned with --train.freeze=encoder,quantizer)")
     cx.set_defaults(func=handler(HANDLERS, "export"))

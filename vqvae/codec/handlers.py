@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-from vqvae.codec.api import MODEL_DIR, load_codec
+from vqvae.codec.api import CODEC_FILE, load_codec
 from vqvae.codec.codec import Codec
 from vqvae.codec.container import CodecError, unpack
-from vqvae.core import checkpoint
+from vqvae.codec.defaults import DEFAULT_MODEL
+from vqvae.core import checkpoint, zoo, zoo_build
 from vqvae.core.files import atomic_write
 from vqvae.data.images import read_image, write_image
 
@@ -58,31 +58,35 @@ def decompress(args: argparse.Namespace) -> None:
 
 
 def export(args: argparse.Namespace) -> Path:
-    return export_model(args.prior, args.name, args.out, args.default_quality, args.card, args.tokenizer)
+    try:
+        headline = json.loads(args.headline)
+    except json.JSONDecodeError as e:
+        raise CodecError(f"--headline must be a JSON object ({e})") from None
+    return export_model(args.prior, args.name, args.default_quality, args.card, args.tokenizer, summary=args.summary,
+                        data=args.data, headline=headline, root=Path(args.root) if args.root else zoo.ZOO)
 
 
-def export_model(prior_run: str, name: str, out: str | None, default_quality: int | None, card: str | None,
-                 tokenizer: str | None = None) -> Path:
-    """Package a prior run and its tokenizer as a codec model directory (what ships in ``vqvae/codec/models``):
-    ``tokenizer/`` and ``prior/`` (config + weights only, no training state), ``codec.json`` and ``MODEL_CARD.md``.
-    ``tokenizer`` replaces the prior's own tokenizer run by one with the same codes (a fine-tuned decoder)."""
+def export_model(prior_run: str, name: str, default_quality: int | None, card: str | None, tokenizer: str | None = None,
+                 summary: str = "", data: str = "", headline: dict | None = None, root: Path = zoo.ZOO) -> Path:
+    """Package a prior run and its tokenizer as zoo model ``name`` (:func:`vqvae.core.zoo_build.export`): parts
+    ``tokenizer`` and ``prior`` (config + weights, fp32: the codes and pixels are the measured ones), ``codec.json``
+    and the card. ``tokenizer`` replaces the prior's own tokenizer run by one with the same codes (a fine-tuned
+    decoder)."""
     src = Path(prior_run)
     codec = Codec.from_run(src, name, tokenizer)  # validates the pair and computes the fingerprint
-    dst = Path(out) if out else MODEL_DIR / name
     q = default_quality if default_quality is not None else max(1, (codec.levels + 1) // 2)
     codec.check_quality(q)
     tok_src = checkpoint.resolve_tokenizer(src.resolve(), codec.prior_cfg.tokenizer.path, tokenizer)
-    for sub, from_dir in (("tokenizer", tok_src), ("prior", src)):
-        (dst / sub).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(from_dir / checkpoint.MODEL, dst / sub / checkpoint.MODEL)
-        cfg = json.loads((from_dir / checkpoint.CONFIG).read_text())
-        if sub == "prior":
-            cfg["tokenizer"]["path"] = "../tokenizer"
-        atomic_write(dst / sub / checkpoint.CONFIG, json.dumps(cfg, indent=2).encode())
     info = {"name": name, "levels": codec.levels, "default_quality": q, "fingerprint": codec.fingerprint.hex(),
             "downsampling": codec.f, "tile": codec.tile}
-    atomic_write(dst / "codec.json", json.dumps(info, indent=2).encode())
-    if card:
-        shutil.copyfile(card, dst / "MODEL_CARD.md")
-    print(f"exported codec model {name} ({codec.levels} quality levels, default {q}) -> {dst}")
-    return dst
+    use = [f"vqvae compress photo.png -o photo.vqz{'' if name == DEFAULT_MODEL else f' --model {name}'}",
+           "vqvae decompress photo.vqz -o back.png"]
+    folder = zoo_build.export(name, {"tokenizer": tok_src, "prior": src}, "prior", summary, data, headline, use,
+                              card=card, root=root, links={"prior": "tokenizer"},
+                              extra={CODEC_FILE: (json.dumps(info, indent=2) + "\n").encode()})
+    shipped = Codec.from_dirs(folder / "tokenizer", folder / "prior", name, q)
+    if shipped.fingerprint != codec.fingerprint:
+        raise CodecError(f"the exported model {folder} is not the run's (fingerprint {shipped.fingerprint.hex()} != {codec.fingerprint.hex()})")
+    print(f"exported codec model {name} ({codec.levels} quality levels, default {q}) -> {folder} "
+          f"({zoo.size_bytes(name, root) / 1e6:.2f} MB)")
+    return folder

@@ -13,10 +13,15 @@ from vqvae.core.zoo import CARD, MANIFEST, ZOO, ZooError, sha256
 
 
 def export(name: str, parts: dict[str, str | Path], main: str, summary: str, data: str, headline: dict | None = None,
-           use: list[str] | None = None, fp16: tuple[str, ...] = (), card: str | Path | None = None, root: Path = ZOO) -> Path:
+           use: list[str] | None = None, fp16: tuple[str, ...] = (), card: str | Path | None = None, root: Path = ZOO,
+           links: dict[str, str] | None = None, extra: dict[str, bytes] | None = None) -> Path:
     """Make zoo model ``name`` from run directories ``parts`` (part -> run): their config and weights (``fp16`` parts
     stored in half precision), a prior's tokenizer path made relative to the folder, the card copied, the manifest
-    written with every file's SHA-256. Replaces an earlier folder of that name."""
+    written with every file's SHA-256. Replaces an earlier folder of that name.
+
+    ``links`` (prior part -> tokenizer part) binds a prior to another part than the run it recorded: a tokenizer with
+    the same codes (its decoder fine-tuned on them; loading checks the codebooks' fingerprint). ``extra`` (relative
+    path -> bytes): family files that ship beside the runs (the codec's ``codec.json``), hashed like the rest."""
     if main not in parts:
         raise ZooError(f"--main {main!r} is not one of the parts {', '.join(parts)}")
     folder = root / name
@@ -29,7 +34,11 @@ def export(name: str, parts: dict[str, str | Path], main: str, summary: str, dat
         dst.mkdir()
         cfg = json.loads((src / "config.json").read_text())
         tok = (cfg.get("tokenizer") or {}).get("path")
-        if tok:
+        if part in (links or {}):
+            if links[part] not in parts:
+                raise ZooError(f"part {part} is linked to {links[part]!r}, which is not one of the parts {', '.join(parts)}")
+            cfg["tokenizer"]["path"] = f"../{links[part]}"
+        elif tok:
             linked = checkpoint.resolve_tokenizer(src, tok).resolve()
             if linked not in runs:
                 raise ZooError(f"part {part} is a prior over {linked}: export that tokenizer as a part too")
@@ -42,9 +51,11 @@ def export(name: str, parts: dict[str, str | Path], main: str, summary: str, dat
             save_file(tensors, dst / "model.safetensors", metadata=meta)
         else:
             shutil.copyfile(src / "model.safetensors", dst / "model.safetensors")
-        for extra in ("text.json",):  # files a run needs besides its weights (DALL-E's and CLIP's BPE)
-            if (src / extra).is_file():
-                shutil.copyfile(src / extra, dst / extra)
+        for needed in ("text.json",):  # files a run needs besides its weights (DALL-E's and CLIP's BPE)
+            if (src / needed).is_file():
+                shutil.copyfile(src / needed, dst / needed)
+    for rel, content in (extra or {}).items():
+        (folder / rel).write_bytes(content)
     if card:
         shutil.copyfile(card, folder / CARD)
     files = {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*")) if p.suffix in (".json", ".safetensors")}
