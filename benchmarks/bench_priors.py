@@ -16,7 +16,7 @@ Prints one JSON object; ``--update-md BENCHMARKS.md`` writes the section
 Existing runs under ``--out`` are reused unless ``--fresh``.
 
     python benchmarks/bench_priors.py --data fashion-mnist --update-md BENCHMARKS.md
-    python benchmarks/bench_priors.py --data cifar10 --tokenizer-config cifar10-8x8x10 --archs transformer \\
+    python benchmarks/bench_priors.py --data cifar10-subset --tokenizer-config cifar10-8x8x10 --archs transformer \\
         --unconditional --prior-overrides=--train.batch_size=16,--train.steps=450 --update-md BENCHMARKS.md
 """
 

@@ -204,4 +204,55 @@ def test_real_sets_match_their_published_first_labels():
     fm = load_images("fashion-mnist", "test", root=root)
     assert fm.images.shape == (10000, 1, 28, 28) and fm.labels[:3].tolist() == [9, 2, 1]
     c = load_images("cifar10", "train", root=root)
-    assert c.images.shape == (5085, 3, 32, 32) and c.labels[:5].tolist() == [6, 9, 9, 4, 1] and c.classes[-1] == "truck"
+    assert c.images.shape[1:] == (3, 32, 32) and c.labels[:5].tolist() == [6, 9, 9, 4, 1] and c.classes[-1] == "truck"
+
+
+def _png_grid(d, name: str, x: np.ndarray, y: np.ndarray) -> None:
+    from PIL import Image
+
+    rows = -(-len(x) // 100)
+    grid = np.zeros((rows * 32, 3200, 3), np.uint8)
+    for i, im in enumerate(x):  # image i at tile row i // 100, column i % 100 (the shared data's layout)
+        grid[(i // 100) * 32 : (i // 100 + 1) * 32, (i % 100) * 32 : (i % 100 + 1) * 32] = im.transpose(1, 2, 0)
+    Image.fromarray(grid).save(d / f"{name}.png")
+    (d / f"{name}.labels").write_bytes(y.tobytes())
+
+
+def test_cifar_png_grids_read_pixel_exact_and_win_over_the_subset(tmp_path):
+    from vqvae.data.cifar import as_records
+
+    d, sub = tmp_path / "cifar-10-png", tmp_path / "cifar-10-subset"
+    d.mkdir(), sub.mkdir()
+    raw, x, y = _cifar_records(103, 1)  # a partial second row of tiles
+    _png_grid(d, "data_batch_1", x, y)
+    _, xt, yt = _cifar_records(5, 2)
+    _png_grid(d, "test_batch", xt, yt)
+    (sub / "data_batch_1.first4.bin").write_bytes(raw[: 4 * 3073])
+    (sub / "test_batch.first4.bin").write_bytes(raw[: 4 * 3073])
+    tr = load_images("cifar10", "train", root=str(tmp_path))  # the full set wins over the subset
+    np.testing.assert_array_equal(tr.images.numpy(), x)
+    np.testing.assert_array_equal(tr.labels.numpy(), y)
+    assert as_records(tr.images.numpy(), tr.labels.numpy()) == raw  # the official records, byte for byte
+    np.testing.assert_array_equal(load_images("cifar10", "test", root=str(tmp_path)).images.numpy(), xt)
+    assert len(load_images("cifar10-subset", "train", root=str(tmp_path))) == 4
+    (d / "test_batch.labels").write_bytes(bytes([3, 12, 0, 0, 0]))
+    with pytest.raises(DataError, match="labels must be 0-9"):
+        load_images("cifar10", "test", root=str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "cifar-10-png").is_dir(), reason="../shared/data/cifar-10-png not present")
+def test_the_full_cifar10_rebuilds_the_official_records():
+    """The first batch and the test batch, rebuilt as official binary records, have the MD5s in the data's README;
+    ``cifar10`` finds the full set (50 000 / 10 000) and ``cifar10-subset`` the subset."""
+    import hashlib
+    import re
+
+    from vqvae.data.cifar import as_records, read_cifar
+
+    md5 = dict(re.findall(r"\| (data_batch_\d|test_batch) \| ([0-9a-f]{32}) \|", (SHARED / "README.md").read_text()))
+    for name in ("data_batch_1", "test_batch"):
+        x, y = read_cifar(SHARED / "cifar-10-png" / f"{name}.png")
+        assert hashlib.md5(as_records(x, y)).hexdigest() == md5[name], name
+    assert len(load_images("cifar10", "test", root=str(SHARED))) == 10000
+    assert len(load_images("cifar10-subset", "test", root=str(SHARED))) == 1017

@@ -254,7 +254,7 @@ def read_yaml(path: str | Path) -> dict:
 def preset_for(dataset: str) -> str:
     """The preset used by ``vqvae train --data NAME`` without ``--config``."""
     key = dataset.lower().replace("_", "-")
-    key = {"fmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(key, key)
+    key = {"fmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar10-subset": "cifar10", "cifar-10-subset": "cifar10"}.get(key, key)
     if key.startswith("scenes:"):
         key = "scenes"  # scenes:N uses the scenes preset
     if (PRESET_DIR / f"{key}.yaml").is_file():

@@ -3,9 +3,11 @@
 A dataset is named by one of
 
 * a known set: ``mnist``, ``fashion-mnist`` (alias ``fmnist``) as the original
-  IDX ``.gz`` files, ``cifar10`` as the python pickles (``cifar-10-batches-py``)
-  or the binary records (``cifar-10-batches-bin``, or partial files such as
-  ``data_batch_1.first1017.bin`` in ``cifar-10-subset``);
+  IDX ``.gz`` files, ``cifar10`` as the python pickles (``cifar-10-batches-py``),
+  the binary records (``cifar-10-batches-bin``) or lossless PNG grids
+  (``cifar-10-png``), else the partial record files of ``cifar-10-subset``
+  (``data_batch_1.first1017.bin`` ...); ``cifar10-subset`` names that subset
+  alone (5085 train / 1017 test: fast experiments);
 * a folder of images (PNG/JPEG, searched recursively), given as a path or as a
   folder name under a data root; ``train/`` and ``test/`` subfolders give the
   split, otherwise a fixed hash of each file's relative path puts 10 % in test;
@@ -50,10 +52,13 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg"}
 _IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
               "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 _FMNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-_ALIASES = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "cifar-10": "cifar10", "cifar": "cifar10"}
+_ALIASES = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "cifar-10": "cifar10", "cifar": "cifar10",
+            "cifar-10-subset": "cifar10-subset"}
 # Folder names a known set may have under a root, in order of preference.
 _DIRS = {"mnist": ["mnist", "MNIST/raw", "MNIST"], "fashion-mnist": ["fashion-mnist", "FashionMNIST/raw", "fashion_mnist"],
-         "cifar10": ["cifar10", "cifar-10-batches-py", "cifar-10-batches-bin", "cifar10/cifar-10-batches-py", "cifar-10-subset"]}
+         "cifar10": ["cifar10", "cifar-10-batches-py", "cifar-10-batches-bin", "cifar10/cifar-10-batches-py", "cifar-10-png",
+                     "cifar-10-subset"],
+         "cifar10-subset": ["cifar-10-subset"]}
 
 
 def known_datasets() -> list[str]:
@@ -63,7 +68,8 @@ def known_datasets() -> list[str]:
 def known_classes(name: str) -> list[str] | None:
     """The class names of a known image set, without reading its files (``None`` for any other name)."""
     key = _ALIASES.get(name.lower(), name.lower())
-    return {"fashion-mnist": list(_FMNIST_CLASSES), "mnist": [str(i) for i in range(10)], "cifar10": list(CIFAR_CLASSES)}.get(key)
+    return {"fashion-mnist": list(_FMNIST_CLASSES), "mnist": [str(i) for i in range(10)], "cifar10": list(CIFAR_CLASSES),
+            "cifar10-subset": list(CIFAR_CLASSES)}.get(key)
 
 
 def load_images(name: str, split: str = "train", root: str | None = None, image_size: int | None = None,
@@ -105,7 +111,7 @@ def _find_known(key: str, root: str | None, download: bool) -> Path:
         for d in _DIRS[key]:
             if _looks_complete(key, r / d):
                 return r / d
-    if download:
+    if download and key != "cifar10-subset":  # the subset is a slice of the shared data, with no download of its own
         return fetch(key, roots[0])
     looked = ", ".join(str(r / _DIRS[key][0]) for r in roots)
     raise DataError(f"dataset {key!r} not found; looked in {looked}. Pass --data-root DIR (or set ${DATA_ENV}) to a folder "
