@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "vqvae"
-FAMILIES = ("image", "scoring", "priors", "audio", "text2image", "codec", "serve")
+FAMILIES = ("image", "scoring", "priors", "audio", "text2image", "codec", "serve", "baselines")
 LOWER = ("core", "quantize", "nets", "data")  # family-agnostic: import no family
 
 

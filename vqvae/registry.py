@@ -30,9 +30,11 @@ INDEX = {
     "dalle": "vqvae.text2image.tasks",
     "clip": "vqvae.text2image.tasks",
     "scene-reader": "vqvae.text2image.tasks",
+    "vae": "vqvae.baselines.tasks",
+    "vimco": "vqvae.baselines.tasks",
 }
 
-KINDS = ("tokenizer", "prior", "classifier", "text2image")
+KINDS = ("tokenizer", "prior", "classifier", "text2image", "baseline")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class Arch:
 
     name: the arch stored in run directories. model: the ``nn.Module`` class, built from its config
     dataclass (``model.config_cls``). task: the :class:`vqvae.core.task.Task` subclass that trains and
-    evaluates it. kind: ``tokenizer`` (turns data into codes), ``prior``, ``classifier`` or ``text2image``.
+    evaluates it. kind: ``tokenizer`` (turns data into codes), ``prior``, ``classifier``, ``text2image`` or
+    ``baseline`` (a latent-variable model judged by its bound: the paper's VAE and VIMCO).
     trained_by: the command that trains it, when that is not ``vqvae train`` (said when ``vqvae train``
     is given its preset). reads_reconstructions: it may train on a tokenizer's reconstructions too
     (``data.reconstructions_from``).

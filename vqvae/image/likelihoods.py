@@ -93,6 +93,17 @@ def logit_laplace_nll_bits(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return nats.clamp(min=0).flatten(1).sum(1) / math.log(2)
 
 
+NLL_BITS = {"categorical": categorical_nll_bits, "logit-laplace": logit_laplace_nll_bits}  # the discrete likelihoods
+
+
+def nll_nats_per_image(likelihood: str, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``-log p(x | z)`` per image in nats, ``(B,)``, differentiable: the likelihoods that assign uint8 images a
+    probability (``categorical``, ``logit-laplace``); ``mse`` has none (its bits/dim fits the variance afterwards)."""
+    if likelihood not in NLL_BITS:
+        raise ValueError(f"likelihood {likelihood!r} gives no per-image probability; use one of {sorted(NLL_BITS)}")
+    return NLL_BITS[likelihood](out, x) * math.log(2)
+
+
 def gaussian_bits_per_subpixel(mse_01: float) -> float:
     """Bits per sub-pixel of a discretised Gaussian with sigma^2 = mse (in [0, 1]
     scale), bin width 1/255; capped at 8 bits (a uniform code)."""

@@ -38,22 +38,28 @@ def write_report(run_dir: Path, model, test, n: int = 32) -> dict:
     return {"reconstructions": str(run_dir / "reconstructions.png"), "codebook_usage": str(run_dir / "codebook_usage.png")}
 
 
+def prepare_image_model(cfg, train_set) -> None:
+    """Fill in ``model.in_channels`` from the data and check that the images (and crops) divide by the downsampling:
+    every model built on the paper's image nets (tokenizers and the baselines)."""
+    if cfg.model.in_channels == 0:
+        cfg.model.in_channels = train_set.channels
+    if cfg.model.in_channels != train_set.channels:
+        raise VQVAEError(f"model.in_channels={cfg.model.in_channels} but {train_set.name} images have {train_set.channels} channels")
+    f = cfg.model.downsampling
+    h, w = train_set.image_size
+    if cfg.data.crop and (cfg.data.crop % f or cfg.data.crop > min(h, w)):
+        raise VQVAEError(f"data.crop={cfg.data.crop} must divide by the downsampling {f} and fit the {h}x{w} images")
+    if h % f or w % f:
+        raise VQVAEError(f"{train_set.name} images are {h}x{w}, not divisible by the downsampling {f}: set data.image_size or model.num_downsamples")
+
+
 class ImageTokenizerTask(TokenizerTask):
     bar = ("loss", "psnr", "perplexity")
     curves = (("loss", "loss", "loss"), ("psnr", "psnr", "PSNR (dB)"), ("perplexity", "perplexity", "codebook perplexity"))
     images = True
 
     def prepare(self, cfg, train_set) -> None:
-        if cfg.model.in_channels == 0:
-            cfg.model.in_channels = train_set.channels
-        if cfg.model.in_channels != train_set.channels:
-            raise VQVAEError(f"model.in_channels={cfg.model.in_channels} but {train_set.name} images have {train_set.channels} channels")
-        f = cfg.model.downsampling
-        h, w = train_set.image_size
-        if cfg.data.crop and (cfg.data.crop % f or cfg.data.crop > min(h, w)):
-            raise VQVAEError(f"data.crop={cfg.data.crop} must divide by the downsampling {f} and fit the {h}x{w} images")
-        if h % f or w % f:
-            raise VQVAEError(f"{train_set.name} images are {h}x{w}, not divisible by the downsampling {f}: set data.image_size or model.num_downsamples")
+        prepare_image_model(cfg, train_set)
 
     def step(self, model, x, y, detail):
         out = model(x)
