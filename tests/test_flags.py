@@ -29,7 +29,7 @@ REFUSED = [
     (["eval", "{pixelcnn}", "--candidates", "4"], "--candidates applies to DALL-E (dalle) runs"),
     (["eval", "{gpt}", "--clip", "x"], "--clip applies to DALL-E (dalle) runs"),
     (["eval", "{dalle}", "--inception", "x.pt"], "--inception applies to prior (pixelcnn, transformer) runs; {dalle} is a dalle run"),
-    (["eval", "{clf}", "--data", "mnist"], "--data applies to image tokenizer (vqvae, dvae) and audio VQ-VAE (audio-vqvae) and baseline (vae, vimco) runs"),
+    (["eval", "{clf}", "--data", "mnist"], "--data applies to image tokenizer (vqvae, dvae) and audio VQ-VAE (audio-vqvae) and baseline (vae, vimco, vq) runs"),
     (["eval", "{tok}", "--speaker-classifier", "x"], "--speaker-classifier applies to audio VQ-VAE (audio-vqvae) runs; {tok} is a vqvae run"),
     (["eval", "{audio}", "--classifier", "x"], "--classifier applies to prior (pixelcnn, transformer) and DALL-E (dalle) runs"),
     (["eval", "{tok}", "-n", "10"], "-n/--samples applies to prior"),

@@ -32,6 +32,7 @@ INDEX = {
     "scene-reader": "vqvae.text2image.tasks",
     "vae": "vqvae.baselines.tasks",
     "vimco": "vqvae.baselines.tasks",
+    "vq": "vqvae.baselines.tasks",
 }
 
 KINDS = ("tokenizer", "prior", "classifier", "text2image", "baseline")

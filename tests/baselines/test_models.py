@@ -74,15 +74,18 @@ def test_vimco_trains_every_parameter_and_its_codes_decode():
         GaussianVAE(GaussianVAEConfig(**{**NET, "likelihood": "mse"}))
 
 
-@pytest.mark.parametrize("arch", ["vae", "vimco"])
+@pytest.mark.parametrize("arch", ["vae", "vimco", "vq-pixelcnn"])
 def test_baselines_train_evaluate_reconstruct_and_resume_from_the_cli(tmp_path, capsys, arch):
     data = write_npy_data(tmp_path / "data", size=8, channels=1)
+    arch, _, decoder = arch.partition("-")
     run = tmp_path / arch
     common = ["--config", arch, "--data", data, "--no-progress", "--model.hidden=8", "--model.res_hidden=4",
               "--model.num_res_blocks=1", "--model.iw_samples=4", "--train.batch_size=8", "--train.eval_images=8",
               "--train.eval_every=3", "--train.ckpt_every=3"]
-    small = ["--model.latent_dim=4"] if arch == "vae" else ["--model.num_codebooks=2", "--model.codebook_size=8",
-                                                             "--model.embedding_dim=4", "--model.samples=2"]
+    small = {"vae": ["--model.latent_dim=4"], "vq": ["--model.codebook_size=8", "--model.embedding_dim=4"],
+             "vimco": ["--model.num_codebooks=2", "--model.codebook_size=8", "--model.embedding_dim=4", "--model.samples=2"]}[arch]
+    if decoder:
+        small += [f"--model.decoder={decoder}", "--model.pixel_channels=4", "--model.pixel_layers=1", "--model.cond_channels=2"]
     assert main(["train", *common, *small, "--out", str(run), "--steps", "3"]) == 0
     assert main(["train", "--out", str(run), "--steps", "5", "--resume", "--no-progress"]) == 0
     assert json.loads((run / "eval.json").read_text())["step"] == 5

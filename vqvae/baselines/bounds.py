@@ -22,7 +22,8 @@ from vqvae.image import metrics
 def evaluate(model, images: torch.Tensor, k: int | None = None, batch_size: int = 64, desc: str | None = None, seed: int = 0) -> dict:
     """Bits/dim (ELBO and k-sample bound), the KL in nats per image, and reconstruction quality on uint8 ``images``.
 
-    ``bits_per_dim`` is the tightest bound measured (the k-sample one, ``k`` = the model's ``iw_samples`` unless
+    Reconstruction quality (``mse``, ``psnr``, ``ssim``) is ``None`` for a PixelCNN decoder (its reconstructions are
+    drawn pixel by pixel). ``bits_per_dim`` is the tightest bound measured (the k-sample one, ``k`` = the model's ``iw_samples`` unless
     given), named in ``bound``."""
     k = k or model.config.iw_samples
     was_training = model.training
@@ -38,15 +39,16 @@ def evaluate(model, images: torch.Tensor, k: int | None = None, batch_size: int 
         elbo += lw.mean(1).sum().item()
         iw += log_mean_exp(lw, 1).sum().item()
         kl += model.kl_per_image(x).sum().item()
-        y = model.reconstruct(x)
-        sq_err += metrics.mse_per_image(y, x).sum().item()
-        ssim += metrics.ssim_per_image(y, x).sum().item()
+        if model.pixelcnn is None:  # a PixelCNN decoder's reconstructions are samples, pixel by pixel: not scored here
+            y = model.reconstruct(x)
+            sq_err += metrics.mse_per_image(y, x).sum().item()
+            ssim += metrics.ssim_per_image(y, x).sum().item()
     torch.random.set_rng_state(gen_state)
     model.train(was_training)
     bits = n * images[0].numel() * math.log(2)  # nats -> bits per sub-pixel, over the set
-    mse = sq_err / n
+    mse = sq_err / n if model.pixelcnn is None else None
     return {"bits_per_dim": -iw / bits, "bound": f"importance-weighted, k={k}", "iw_samples": k,
             "iw_bits_per_dim": -iw / bits, "elbo_bits_per_dim": -elbo / bits,
             "recon_bits_per_dim": (-elbo - kl) / bits,  # E_q[-log p(x | z)]: the ELBO without its KL
             "kl_nats": kl / n, "kl_bits_per_dim": kl / bits,
-            "mse": mse, "psnr": metrics.psnr_from_mse(mse), "ssim": ssim / n, "loss": -elbo / (n * images[0].numel()), "images": n}
+            "mse": mse, "psnr": None if mse is None else metrics.psnr_from_mse(mse), "ssim": None if mse is None else ssim / n, "loss": -elbo / (n * images[0].numel()), "images": n}

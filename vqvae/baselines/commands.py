@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from vqvae.core.commands import handler
 
-ARCHS = ("vae", "vimco")
-RUNS = "baseline (vae, vimco)"
+ARCHS = ("vae", "vimco", "vq")
+RUNS = "baseline (vae, vimco, vq)"
 HANDLERS = "vqvae.baselines.handlers"
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 from torch import nn
 
 from vqvae.baselines.estimators import gaussian_kl, gaussian_log_prob, vimco_surrogate
+from vqvae.baselines.pixel_decoder import PixelDecoder
 from vqvae.core.errors import ConfigError
 from vqvae.image import likelihoods
 from vqvae.nets.image import ImageDecoder, ImageEncoder
+from vqvae.quantize.factory import make_quantizer
 
 
 @dataclass
@@ -31,11 +35,21 @@ class LatentNetConfig:
     num_res_blocks: int = 2
     num_downsamples: int = 2
     likelihood: str = "categorical"  # "categorical" (the paper's) or "logit-laplace"
-    iw_samples: int = 64  # k of the importance-weighted bound that evaluation reports (vqvae eval --iw-samples overrides)
+    decoder: str = "conv"  # "conv": the paper's decoder; "pixelcnn": a gated PixelCNN over the pixels given the latents
+    cond_channels: int = 32  # decoder=pixelcnn: features of the latents (the conv decoder's output) that condition it
+    pixel_channels: int = 32  # decoder=pixelcnn: its channels
+    pixel_layers: int = 6  # decoder=pixelcnn: its gated layers
+    iw_samples: int = 64  # k of the importance-weighted bound vqvae eval reports (--iw-samples overrides; training's
+    # evaluations use at most baselines.tasks.TRAINING_IW_SAMPLES)
 
     def validate(self) -> None:
         checks = [
             (1 <= self.iw_samples <= 100_000, "model.iw_samples must be in 1..100000"),
+            (self.decoder in ("conv", "pixelcnn"), f"model.decoder must be 'conv' or 'pixelcnn', got {self.decoder!r}"),
+            (self.decoder == "conv" or (self.likelihood == "categorical" and self.in_channels in (0, 1)),
+             "model.decoder=pixelcnn models grey images (one channel) with the categorical likelihood"),
+            (min(self.cond_channels, self.pixel_channels, self.pixel_layers) >= 1,
+             "model.cond_channels, model.pixel_channels and model.pixel_layers must be >= 1"),
             (self.in_channels in (0, 1, 3), "model.in_channels must be 0 (from data), 1 or 3"),
             (self.hidden >= 1 and self.res_hidden >= 1, "model.hidden and model.res_hidden must be >= 1"),
             (self.num_res_blocks >= 0, "model.num_res_blocks must be >= 0"),
@@ -89,6 +103,31 @@ class VIMCOConfig(LatentNetConfig):
 
 
 @dataclass
+class VQConfig(LatentNetConfig):
+    """The VQ-VAE's bottleneck on this scaffold, so that it takes the PixelCNN decoder too (with the paper's conv
+    decoder, the image family's ``vqvae`` is the same model)."""
+
+    codebook_size: int = 512
+    embedding_dim: int = 64
+    num_codebooks: int = 1  # G codebooks per position, each over a D-slice of z_e
+    commitment_cost: float = 0.25
+    quantizer: str = "ema"  # "vq" (gradient codebook) or "ema"
+    kmeans_init: bool = True
+
+    def validate(self) -> None:
+        checks = [
+            (2 <= self.codebook_size <= 2**16, "model.codebook_size must be in 2..65536"),
+            (self.embedding_dim >= 1 and 1 <= self.num_codebooks <= 64, "model.embedding_dim >= 1, model.num_codebooks in 1..64"),
+            (self.commitment_cost >= 0, "model.commitment_cost must be >= 0"),
+            (self.quantizer in ("vq", "ema"), f"model.quantizer must be 'vq' or 'ema', got {self.quantizer!r}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        super().validate()
+
+
+@dataclass
 class LatentOutput:
     """Named outputs of a baseline's ``forward``.
 
@@ -118,8 +157,26 @@ class _LatentModel(nn.Module):
             raise ConfigError("model.in_channels is 0: set it to 1 or 3 (training fills it in from the data)")
         self.config = c = config
         self.encoder = ImageEncoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, enc_out)
-        self.decoder = ImageDecoder(c.in_channels, c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, dec_in,
-                                    likelihoods.OUT_BINS[c.likelihood])
+        net = (c.hidden, c.res_hidden, c.num_res_blocks, c.num_downsamples, dec_in)
+        if c.decoder == "conv":
+            self.decoder, self.pixelcnn = ImageDecoder(c.in_channels, *net, likelihoods.OUT_BINS[c.likelihood]), None
+        else:  # the conv decoder makes the features that condition the PixelCNN
+            self.decoder, self.pixelcnn = ImageDecoder(c.cond_channels, *net, 1), PixelDecoder(c.cond_channels, c.pixel_channels, c.pixel_layers)
+
+    def _logits(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The decoder's output for decoder inputs ``z`` scoring images ``x`` (the PixelCNN reads ``x``: teacher forcing)."""
+        h = self.decoder(z)
+        return h if self.pixelcnn is None else self.pixelcnn.logits(x, h)
+
+    @torch.no_grad()
+    def render(self, z: torch.Tensor) -> torch.Tensor:
+        """uint8 images from decoder inputs: the conv decoder's mean, or pixels drawn by the PixelCNN."""
+        h = self.decoder(z)
+        return likelihoods.reconstruct(self.config.likelihood, h) if self.pixelcnn is None else self.pixelcnn.sample_pixels(h)
+
+    def nll_bits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``-log2 p(x | z)`` per image, ``(B,)``, for decoder inputs ``z`` (:meth:`decoder_input` of any images)."""
+        return self._nll(self._logits(z, x), x) / math.log(2)
 
     def _check_images(self, x: torch.Tensor) -> None:
         f = self.config.downsampling
@@ -138,8 +195,8 @@ class _LatentModel(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> uint8 reconstructions from the posterior's mode (mean, or argmax codes)."""
-        return self.decode(self.encode(x))
+        """uint8 images -> uint8 reconstructions from the posterior's mode (mean, or most likely codes)."""
+        return self.render(self.decoder_input(x))
 
 
 class GaussianVAE(_LatentModel):
@@ -160,7 +217,7 @@ class GaussianVAE(_LatentModel):
         self._check_images(x)
         mu, logvar = self.posterior(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        out = self.decoder(z)
+        out = self._logits(z, x)
         nll, kl = self._nll(out, x), gaussian_kl(mu, logvar).flatten(1).sum(1)  # kl_per_image, without a second pass
         dims = x[0].numel()
         return LatentOutput(out=out, loss=(nll + kl).mean() / dims, recon_loss=nll.mean() / dims, kl=kl.mean(),
@@ -170,7 +227,8 @@ class GaussianVAE(_LatentModel):
         mu, logvar = self.posterior(x)
         z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * torch.randn(mu.shape[0], k, *mu.shape[1:], device=mu.device)
         zf = z.flatten(0, 1)
-        nll = self._nll(self.decoder(zf), x.repeat_interleave(k, 0)).view(-1, k)
+        xk = x.repeat_interleave(k, 0)
+        nll = self._nll(self._logits(zf, xk), xk).view(-1, k)
         log_pz = gaussian_log_prob(z).flatten(2).sum(2)
         log_qz = gaussian_log_prob(z, mu.unsqueeze(1), logvar.unsqueeze(1)).flatten(2).sum(2)
         return -nll + log_pz - log_qz
@@ -180,15 +238,10 @@ class GaussianVAE(_LatentModel):
         mu, logvar = self.posterior(x)
         return gaussian_kl(mu, logvar).flatten(1).sum(1)
 
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def decoder_input(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior means ``(B, latent_dim, h, w)``."""
         self._check_images(x)
         return self.posterior(x)[0]
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return likelihoods.reconstruct(self.config.likelihood, self.decoder(z))
 
 
 class VIMCO(_LatentModel):
@@ -225,8 +278,9 @@ class VIMCO(_LatentModel):
         lq = logq.unsqueeze(1).expand(-1, k, -1, -1, -1, -1).gather(-1, codes.unsqueeze(-1)).squeeze(-1).flatten(2).sum(2)
         g = torch.arange(self.config.num_codebooks, device=x.device).view(1, 1, -1, 1, 1)
         lp = self.log_prior()[g, codes].flatten(2).sum(2)
-        out = self.decoder(self.embed(codes.flatten(0, 1)))
-        nll = self._nll(out, x.repeat_interleave(k, 0)).view(b, k)
+        xk = x.repeat_interleave(k, 0)
+        out = self._logits(self.embed(codes.flatten(0, 1)), xk)
+        nll = self._nll(out, xk).view(b, k)
         return -nll, lp, lq, out.view(b, k, *out.shape[1:])[:, 0]
 
     def kl(self, logq: torch.Tensor) -> torch.Tensor:
@@ -257,8 +311,57 @@ class VIMCO(_LatentModel):
         codes = self.log_posterior(x).argmax(-1)
         return codes[:, 0] if self.config.num_codebooks == 1 else codes
 
+    def decoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding of the most likely codes, ``(B, G * D, h, w)``."""
+        codes = self.encode(x)
+        return self.embed(codes.unsqueeze(1) if codes.ndim == 3 else codes)
+
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, h, w)`` or ``(B, G, h, w)`` -> uint8 images."""
-        codes = codes.unsqueeze(1) if codes.ndim == 3 else codes
-        return likelihoods.reconstruct(self.config.likelihood, self.decoder(self.embed(codes)))
+        return self.render(self.embed(codes.unsqueeze(1) if codes.ndim == 3 else codes))
+
+
+class VQ(_LatentModel):
+    """Nearest-neighbour codes with the straight-through gradient and ``beta ||z_e - sg[e]||^2`` (paper, eq. 3); the
+    posterior is deterministic (one-hot), so under the uniform prior the KL is ``log K`` per latent and every
+    importance-weighted bound equals the ELBO (paper, section 3.2)."""
+
+    config_cls = VQConfig
+
+    def __init__(self, config: VQConfig):
+        g, d = config.num_codebooks, config.embedding_dim
+        super().__init__(config, g * d, g * d)
+        kw = dict(commitment_cost=config.commitment_cost, kmeans_init=config.kmeans_init)
+        self.quantizer = make_quantizer(config.quantizer, config.codebook_size, d, g, **kw)
+
+    def _kl(self, x: torch.Tensor) -> float:
+        c = self.config
+        h, w = x.shape[-2] // c.downsampling, x.shape[-1] // c.downsampling
+        return h * w * c.num_codebooks * math.log(c.codebook_size)
+
+    def kl_per_image(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0],), self._kl(x), device=x.device)
+
+    def forward(self, x: torch.Tensor) -> LatentOutput:
+        self._check_images(x)
+        vq = self.quantizer(self.encoder(likelihoods.to_input(x)))
+        out = self._logits(vq.z_q, x)
+        nll, dims = self._nll(out, x), x[0].numel()
+        return LatentOutput(out=out, loss=nll.mean() / dims + vq.loss, recon_loss=nll.mean() / dims,
+                            kl=torch.tensor(self._kl(x)), bound=-(nll.detach() + self._kl(x)))
+
+    def _log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        return (-self._nll(self._logits(self.decoder_input(x), x), x) - self._kl(x)).unsqueeze(1).expand(-1, k)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_images(x)
+        return self.quantizer.quantize(self.encoder(likelihoods.to_input(x)))
+
+    def decoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.lookup(self.encode(x))
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.render(self.quantizer.lookup(codes))

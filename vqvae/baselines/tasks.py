@@ -12,7 +12,7 @@ import math
 import torch
 
 from vqvae.baselines import bounds
-from vqvae.baselines.models import VIMCO, GaussianVAE
+from vqvae.baselines.models import VIMCO, VQ, GaussianVAE
 from vqvae.core import plots
 from vqvae.core.task import Task, raw
 from vqvae.image import likelihoods, metrics
@@ -20,10 +20,15 @@ from vqvae.image.tasks import prepare_image_model
 from vqvae.registry import Arch, register
 
 
+# k of the importance-weighted bound in training's evaluations (the final one covers the whole test set): at most this
+# many samples, named in eval.json's "bound"; vqvae eval RUN reports the run's model.iw_samples (or --iw-samples).
+TRAINING_IW_SAMPLES = 8
+
+
 def summary(m: dict) -> str:
     """One line of a baseline's test metrics."""
     return (f"step {m.get('step', '?')}: test {m['bits_per_dim']:.3f} bits/dim ({m['bound']}; ELBO {m['elbo_bits_per_dim']:.3f}), "
-            f"KL {m['kl_nats']:.1f} nats/image, PSNR {m['psnr']:.2f} dB")
+            f"KL {m['kl_nats']:.1f} nats/image" + ("" if m["psnr"] is None else f", PSNR {m['psnr']:.2f} dB"))
 
 
 class LatentTask(Task):
@@ -38,20 +43,22 @@ class LatentTask(Task):
     def step(self, model, x, y, detail):
         out = model(x)
         logs = {"recon_loss": out.recon_loss, "kl": out.kl, "bound_bpd": -out.bound.mean() / (x[0].numel() * math.log(2))}
-        if detail:
+        if detail and raw(model).pixelcnn is None:
             with torch.no_grad():
                 rec = likelihoods.reconstruct(raw(model).config.likelihood, out.out.detach())
                 logs["psnr"] = metrics.psnr_from_mse(float(metrics.mse_per_image(rec, x).mean()))
         return out.loss, logs
 
     def evaluate(self, model, x, y, batch_size):
-        return bounds.evaluate(model, x, batch_size=min(batch_size, 64), desc="evaluating" if self.show_progress else None)
+        k = min(raw(model).config.iw_samples, TRAINING_IW_SAMPLES)
+        return bounds.evaluate(model, x, k, batch_size=min(batch_size, 64), desc="evaluating" if self.show_progress else None)
 
     def report(self, run_dir, model, test_set, final) -> str:
-        x = test_set.images[:32]
+        x = test_set.images[: 32 if raw(model).pixelcnn is None else 8]  # a PixelCNN decoder draws them pixel by pixel
         plots.save_reconstructions(x, model.reconstruct(x.to(next(model.parameters()).device)).cpu(), run_dir / "reconstructions.png")
         return summary(final)
 
 
 register(Arch("vae", GaussianVAE, LatentTask, "baseline"))
 register(Arch("vimco", VIMCO, LatentTask, "baseline"))
+register(Arch("vq", VQ, LatentTask, "baseline"))
