@@ -146,7 +146,8 @@ class LatentOutput:
 
 
 class _LatentModel(nn.Module):
-    """What both baselines share: the nets, input checks, decoding to images."""
+    """What the baselines share: the encoder, the decoder (conv, or conv features + PixelCNN), input checks, the
+    likelihood, the bounds' log-weights and rendering to images."""
 
     config_cls = LatentNetConfig
 
@@ -351,8 +352,11 @@ class VQ(_LatentModel):
         return LatentOutput(out=out, loss=nll.mean() / dims + vq.loss, recon_loss=nll.mean() / dims,
                             kl=torch.tensor(self._kl(x)), bound=-(nll.detach() + self._kl(x)))
 
-    def _log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        return (-self._nll(self._logits(self.decoder_input(x), x), x) - self._kl(x)).unsqueeze(1).expand(-1, k)
+    def log_weights(self, x: torch.Tensor, k: int, chunk: int = 8) -> torch.Tensor:
+        """The one-hot posterior has one sample: ``log p(x | z_q) - N log K``, the same for all ``k``."""
+        self._check_images(x)
+        with torch.no_grad():
+            return (-self._nll(self._logits(self.decoder_input(x), x), x) - self._kl(x)).unsqueeze(1).expand(-1, k)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
