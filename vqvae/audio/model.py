@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqvae.audio.losses import multi_resolution_stft_loss
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import ConfigError, require
 from vqvae.nets.audio import MU_LAW_CLASSES, AudioEncoder, ParallelDecoder, WaveNetDecoder
 from vqvae.nets.dsp import mu_law_compress, mu_law_decode, mu_law_encode, mu_law_expand, mu_law_levels
 from vqvae.quantize.factory import make_quantizer
@@ -108,9 +108,7 @@ class AudioVQVAEConfig:
             (1 <= self.wavenet_cycle <= 16, "model.wavenet_cycle must be in 1..16"),
             (self.sample_rate >= 1, "model.sample_rate must be >= 1"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
 
     @property
     def downsampling(self) -> int:

@@ -19,7 +19,7 @@ from torch import nn
 
 from vqvae.baselines.estimators import gaussian_kl, gaussian_log_prob, vimco_surrogate
 from vqvae.baselines.pixel_decoder import PixelDecoder
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import ConfigError, require
 from vqvae.image import likelihoods
 from vqvae.nets.image import ImageDecoder, ImageEncoder
 from vqvae.quantize.factory import make_quantizer
@@ -57,9 +57,7 @@ class LatentNetConfig:
             (self.likelihood in likelihoods.NLL_BITS, f"model.likelihood must be one of {sorted(likelihoods.NLL_BITS)} "
                                                       "(a probability for each image: the bounds are in bits/dim)"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
 
     @property
     def downsampling(self) -> int:
@@ -92,9 +90,7 @@ class VIMCOConfig(LatentNetConfig):
             (2 <= self.samples <= 1024, "model.samples must be in 2..1024 (VIMCO's baselines need two samples)"),
             (self.prior in ("uniform", "learned"), f"model.prior must be 'uniform' or 'learned', got {self.prior!r}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
         super().validate()
 
     def code_shape(self, height: int, width: int) -> tuple[int, ...]:
@@ -121,9 +117,7 @@ class VQConfig(LatentNetConfig):
             (self.commitment_cost >= 0, "model.commitment_cost must be >= 0"),
             (self.quantizer in ("vq", "ema"), f"model.quantizer must be 'vq' or 'ema', got {self.quantizer!r}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
         super().validate()
 
 

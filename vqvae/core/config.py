@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from vqvae import registry
-from vqvae.core.errors import CheckpointError, ConfigError
+from vqvae.core.errors import CheckpointError, ConfigError, require
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
 RUN_FORMAT = "vqvae-run/1"  # the format tag of a run directory's config.json
@@ -102,9 +102,7 @@ class TrainConfig:
             (not self.freeze or all(n.strip() for n in self.freeze.split(",")), "train.freeze must be comma-separated part names, e.g. encoder,quantizer"),
             (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), "train.device must be auto, cpu, cuda[:N] or mps"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
 
 
 @dataclass

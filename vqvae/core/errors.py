@@ -24,3 +24,11 @@ class CheckpointError(VQVAEError):
 
 class TrainingDiverged(VQVAEError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def require(checks) -> None:
+    """Raise a :class:`ConfigError` with the message of the first ``(ok, message)`` pair whose ``ok`` is false:
+    the config dataclasses' ``validate`` methods list their checks and call this."""
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)

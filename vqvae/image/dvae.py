@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import ConfigError, require
 from vqvae.image.vqvae import VQVAE, VQVAEConfig
 from vqvae.nets.dvae import DalleDecoder, DalleEncoder
 from vqvae.quantize.gumbel import GumbelQuantizer
@@ -56,9 +56,7 @@ class DVAEConfig(VQVAEConfig):
             (self.net in ("vqvae", "dalle"), f"model.net must be 'vqvae' or 'dalle', got {self.net!r}"),
             (self.n_blk_per_group >= 1, "model.n_blk_per_group must be >= 1"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
         super().validate()
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from vqvae.image import likelihoods
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import ConfigError, require
 from vqvae.nets.image import ImageDecoder, ImageEncoder
 from vqvae.quantize.factory import LAYOUTS, make_quantizer
 from vqvae.quantize.vq import QUANTIZERS, QuantizerOutput
@@ -71,9 +71,7 @@ class VQVAEConfig:
             (self.restart_after >= 0, "model.restart_after must be >= 0"),
             (self.likelihood in likelihoods.LIKELIHOODS, f"model.likelihood must be one of {list(likelihoods.LIKELIHOODS)}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(f"{msg}")
+        require(checks)
 
     @property
     def downsampling(self) -> int:

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import require
 from vqvae.priors.sequence import (
     PriorConfig,
     PriorOutput,
@@ -84,9 +84,7 @@ class PixelCNNConfig(PriorConfig):
             (self.order == "raster", "the PixelCNN models codes in raster order (codebook fastest): model.order must be 'raster'; "
                                      "use the transformer prior for order 'codebook'"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
 
 
 class _RowConv(nn.Module):

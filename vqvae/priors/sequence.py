@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import require
 
 
 ORDERS = ("raster", "codebook")
@@ -69,9 +69,7 @@ class PriorConfig:
             (0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)"),
             (self.order in ORDERS, f"model.order must be one of {ORDERS}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
 
 
 @dataclass

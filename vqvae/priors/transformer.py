@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import require
 from vqvae.priors.sequence import (PriorConfig, PriorOutput, check_labels, from_sequence, guide, positions, prior_loss, sample_from,
                                    sample_setup, to_sequence)
 
@@ -66,9 +66,7 @@ class TransformerConfig(PriorConfig):
             (0 <= self.label_dropout < 1, "model.label_dropout must be in [0, 1)"),
             (not self.label_dropout or self.num_classes, "model.label_dropout needs a class-conditional prior (--conditional)"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
 
 
 @dataclass

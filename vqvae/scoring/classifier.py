@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import ConfigError, require
 from vqvae.image.likelihoods import to_input
 from vqvae.nets.dsp import log_mel
 
@@ -47,9 +47,7 @@ class ClassifierConfig:
             (0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)"),
             (self.input in ("image", "logmel"), "model.input must be 'image' or 'logmel'"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
 
 
 def conv_stage(cin: int, cout: int) -> list[nn.Module]:

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqvae.core.errors import ConfigError
+from vqvae.core.errors import require
 from vqvae.priors.sequence import guide, sample_from
 from vqvae.priors.transformer import Block, init_gpt_weights
 from vqvae.text2image.masks import PATTERNS, attention_mask
@@ -70,9 +70,7 @@ class DalleConfig:
             (0.0 <= self.text_loss_weight <= 1.0 and 0.0 <= self.caption_dropout < 1.0, "model.text_loss_weight in [0, 1], caption_dropout in [0, 1)"),
             (self.conv_radius >= 0 and 0.0 <= self.dropout < 1.0, "model.conv_radius >= 0 and model.dropout in [0, 1)"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        require(checks)
 
     @property
     def image_len(self) -> int:
