@@ -32,7 +32,7 @@ def test_vimco_bounds_against_the_exact_likelihood_of_a_one_latent_model():
     x = _images(3)
     logq = model.log_posterior(x)[:, 0, 0, 0]  # (B, K)
     codes = torch.arange(4).view(4, 1, 1, 1)
-    nll = torch.stack([model._nll(model.decoder(model.embed(codes)), x[b : b + 1].expand(4, -1, -1, -1)) for b in range(3)])
+    nll = torch.stack([model.nll_bits(x[b : b + 1].expand(4, -1, -1, -1), model.embed(codes)) for b in range(3)]) * math.log(2)
     log_joint = -nll + model.log_prior()[0]  # (B, K): log p(x, h)
     exact = torch.logsumexp(log_joint, 1)
     torch.testing.assert_close(model.kl_per_image(x), (logq.exp() * (logq - model.log_prior()[0])).sum(1))
@@ -53,7 +53,9 @@ def test_gaussian_vae_bounds_are_ordered_and_consistent():
     assert many["bits_per_dim"] < many["elbo_bits_per_dim"] and many["bound"] == "importance-weighted, k=64"
     assert many["elbo_bits_per_dim"] == pytest.approx(many["recon_bits_per_dim"] + many["kl_bits_per_dim"], rel=1e-9)
     assert many["kl_nats"] == pytest.approx(many["kl_bits_per_dim"] * math.log(2) * x[0].numel(), rel=1e-9)
-    assert bounds.evaluate(model, x, k=64) == many  # evaluation draws the same samples each time
+    state = torch.random.get_rng_state()
+    assert bounds.evaluate(model, x, k=64) == many  # evaluation draws the same samples each time ...
+    assert torch.equal(torch.random.get_rng_state(), state)  # ... and leaves the caller's random stream where it was
     out = model(x)  # the training loss is the negative one-sample ELBO per sub-pixel
     assert float(out.loss.detach()) == pytest.approx(float(-out.bound.mean()) / x[0].numel(), rel=1e-6)
     assert model.reconstruct(x).shape == x.shape and model.reconstruct(x).dtype == torch.uint8

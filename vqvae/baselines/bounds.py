@@ -18,6 +18,7 @@ from vqvae.baselines.estimators import log_mean_exp
 from vqvae.core.progress import batches
 from vqvae.image import metrics
 
+
 @torch.no_grad()
 def evaluate(model, images: torch.Tensor, k: int | None = None, batch_size: int = 64, desc: str | None = None, seed: int = 0) -> dict:
     """Bits/dim (ELBO and k-sample bound), the KL in nats per image, and reconstruction quality on uint8 ``images``.
@@ -29,21 +30,20 @@ def evaluate(model, images: torch.Tensor, k: int | None = None, batch_size: int 
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # the same samples each evaluation: comparable numbers across checkpoints
     elbo = iw = kl = sq_err = ssim = 0.0
     n = images.shape[0]
-    for s in batches(n, batch_size, desc):
-        x = images[s : s + batch_size].to(dev)
-        lw = model.log_weights(x, k)
-        elbo += lw.mean(1).sum().item()
-        iw += log_mean_exp(lw, 1).sum().item()
-        kl += model.kl_per_image(x).sum().item()
-        if model.pixelcnn is None:  # a PixelCNN decoder's reconstructions are samples, pixel by pixel: not scored here
-            y = model.reconstruct(x)
-            sq_err += metrics.mse_per_image(y, x).sum().item()
-            ssim += metrics.ssim_per_image(y, x).sum().item()
-    torch.random.set_rng_state(gen_state)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)  # the same samples each evaluation (comparable checkpoints); the caller's RNG untouched
+        for s in batches(n, batch_size, desc):
+            x = images[s : s + batch_size].to(dev)
+            lw = model.log_weights(x, k)
+            elbo += lw.mean(1).sum().item()
+            iw += log_mean_exp(lw, 1).sum().item()
+            kl += model.kl_per_image(x).sum().item()
+            if model.pixelcnn is None:  # a PixelCNN decoder's reconstructions are samples, pixel by pixel: not scored
+                y = model.reconstruct(x)
+                sq_err += metrics.mse_per_image(y, x).sum().item()
+                ssim += metrics.ssim_per_image(y, x).sum().item()
     model.train(was_training)
     bits = n * images[0].numel() * math.log(2)  # nats -> bits per sub-pixel, over the set
     mse = sq_err / n if model.pixelcnn is None else None
@@ -51,4 +51,5 @@ def evaluate(model, images: torch.Tensor, k: int | None = None, batch_size: int 
             "iw_bits_per_dim": -iw / bits, "elbo_bits_per_dim": -elbo / bits,
             "recon_bits_per_dim": (-elbo - kl) / bits,  # E_q[-log p(x | z)]: the ELBO without its KL
             "kl_nats": kl / n, "kl_bits_per_dim": kl / bits,
-            "mse": mse, "psnr": None if mse is None else metrics.psnr_from_mse(mse), "ssim": None if mse is None else ssim / n, "loss": -elbo / (n * images[0].numel()), "images": n}
+            "mse": mse, "psnr": None if mse is None else metrics.psnr_from_mse(mse), "ssim": None if mse is None else ssim / n,
+            "loss": -elbo / (n * images[0].numel()), "images": n}

@@ -49,6 +49,7 @@ def swap_figure(models: dict, images: torch.Tensor, path, seed: int = 0) -> None
         model.eval()
         dev = next(model.parameters()).device
         z = model.decoder_input(images.to(dev))
-        torch.manual_seed(seed)
-        rows += [model.render(z).cpu(), model.render(z.roll(-1, 0)).cpu()]
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(seed)  # the same pixel draws for every model; the caller's RNG untouched
+            rows += [model.render(z).cpu(), model.render(z.roll(-1, 0)).cpu()]
     plots.save_grid(torch.cat(rows), path, nrow=images.shape[0], scale=2)

@@ -35,7 +35,8 @@ def model_info(name: str, root: Path = zoo.ZOO) -> dict:
 
 @functools.lru_cache(maxsize=4)
 def _load(key: str, root: Path = zoo.ZOO) -> Codec:
-    name = _codec_name(key)
+    """``key``: a shipped model's name (as :func:`load_codec` passes it) or a run directory."""
+    name = key
     if name in available_models(root):
         m = zoo.manifest(name, root)
         parts = {p: zoo.resolve(f"{zoo.PREFIX}{name}/{p}", root) for p in ("tokenizer", "prior") if p in m["parts"]}

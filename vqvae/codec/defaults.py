@@ -5,6 +5,6 @@
 DEFAULT_MODEL = "coco-rvq4"  # what vqvae compress uses without --model
 
 # Steps of encoder-side RD optimisation that ``vqvae compress`` and :func:`compress` take unless told:
-# on Kodak with coco-rvq4, 5 steps give a BD-rate of -33.4 % against JPEG (greedy codes -29.3 %, 20 steps
-# -35.2 %) for 2.3-4.6x the greedy encoder's time (benchmarks/bench_codec.py --refine 5). Decoding is unchanged.
+# on Kodak with the shipped coco-rvq4, 5 steps give a BD-rate of -37.3 % against JPEG (greedy codes -34.9 %) for
+# 2.3-5.1x the greedy encoder's time (benchmarks/bench_codec.py --refine 5, 2026-12-01). Decoding is unchanged.
 DEFAULT_REFINE = 5
