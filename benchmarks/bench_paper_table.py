@@ -61,6 +61,10 @@ def _train(run: Path, preset: str, data: str, minutes: float, overrides: list[st
     return checkpoint.load_run(run)
 
 
+def _threads(args) -> list[str]:
+    return [f"--train.threads={args.threads}"] if args.threads else []
+
+
 def _steps(run: Path) -> int:
     return int(json.loads((run / "eval.json").read_text())["step"])
 
@@ -76,7 +80,7 @@ def _score(cfg, model, x: torch.Tensor, k: int) -> dict:
 
 def table(args, out: Path) -> dict:
     width = [] if args.paper else [f"--model.hidden={args.width}", f"--model.res_hidden={args.width}"]
-    common = [*width, f"--train.batch_size={args.batch}", f"--train.lr={args.lr}", "--train.lr_schedule=cosine",
+    common = [*width, *_threads(args), f"--train.batch_size={args.batch}", f"--train.lr={args.lr}", "--train.lr_schedule=cosine",
               "--train.warmup_steps=50", f"--train.eval_images={args.test_images}", "--train.eval_every=1000000"]
     test = None
     rows, recons = {}, []
@@ -96,7 +100,7 @@ def table(args, out: Path) -> dict:
 
 
 def collapse(args, out: Path) -> dict:
-    common = [f"--model.hidden={args.width}", f"--model.res_hidden={args.width}", "--model.decoder=pixelcnn", f"--train.batch_size={args.batch}",
+    common = [*_threads(args), f"--model.hidden={args.width}", f"--model.res_hidden={args.width}", "--model.decoder=pixelcnn", f"--train.batch_size={args.batch}",
               f"--train.lr={args.lr}", "--train.lr_schedule=cosine", "--train.warmup_steps=50", "--train.eval_images=256",
               "--train.eval_every=1000000", f"--model.iw_samples={args.iw_samples}",
               "--model.pixel_layers=6", "--model.pixel_channels=32"]
@@ -134,12 +138,16 @@ def main() -> int:
     ap.add_argument("--out", default="bench_out/paper_table")
     ap.add_argument("--docs", default=str(REPO / "docs" / "paper_table"))
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for training and scoring (0: torch's default)")
     ap.add_argument("--update-md")
     args = ap.parse_args()
     if args.paper:
         args.batch = 128
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
-    report = {"date": time.strftime("%Y-%m-%d"), "device": device_label(), "torch": torch.__version__, "argv": sys.argv[1:]}
+    report = {"date": time.strftime("%Y-%m-%d"), "device": device_label(), "torch": torch.__version__, "argv": sys.argv[1:],
+              "threads": torch.get_num_threads()}
     parts = args.parts.split(",")
     if "table" in parts:
         report["table"] = table(args, out)
@@ -158,7 +166,8 @@ def _cmd(report: dict) -> str:
 
 
 def write_md(report: dict, md: Path) -> None:
-    head = f"`{_cmd(report)}` ({report['date']}, {report['device']}, torch {report['torch']})"
+    head = (f"`{_cmd(report)}` ({report['date']}, {report['device']}, torch {report['torch']}, "
+            f"{report.get('threads', '?')} training thread(s))")
     if "table" in report:
         t = report["table"]
         lines = [head, "", f"Full CIFAR-10, the same first {t['test_images']} test images; nets {t['width']} channels wide, "

@@ -82,6 +82,18 @@ def test_unknown_models_and_parts_are_named(root):
         zoo.resolve("zoo:tiny/decoder", root)
 
 
+def test_a_run_knows_the_zoo_model_it_belongs_to_and_its_sampling(root, tmp_path):
+    """``zoo.owner``: how ``vqvae generate zoo:NAME`` finds the settings the card measured (the manifest's sampling)."""
+    name, m = zoo.owner(zoo.resolve("zoo:tiny/tokenizer", root), root)
+    assert name == "tiny" and "sampling" not in m
+    assert zoo.owner(RUNS / "gpt", root) is None and zoo.owner(tmp_path, root) is None
+    export("tuned", {"prior": RUNS / "gpt", "tokenizer": RUNS / "tok"}, "prior", "s", "d", root=root,
+           sampling={"temperature": 0.8, "clip": "tokenizer"})
+    assert zoo.owner(root / "tuned" / "prior", root)[1]["sampling"] == {"temperature": 0.8, "clip": "tokenizer"}
+    with pytest.raises(zoo.ZooError, match="sampling's clip 'clip' is not one of the parts prior, tokenizer"):
+        export("bad", {"prior": RUNS / "gpt", "tokenizer": RUNS / "tok"}, "prior", "s", "d", root=root, sampling={"clip": "clip"})
+
+
 def test_a_prior_exported_without_its_tokenizer_is_refused(tmp_path):
     with pytest.raises(zoo.ZooError, match="export that tokenizer as a part too"):
         export("lonely", {"prior": RUNS / "gpt"}, "prior", "s", "d", root=tmp_path)

@@ -140,4 +140,6 @@ def register(sub, shared=None) -> None:
     ze.add_argument("--headline", default="{}", help="its headline figures, as a JSON object")
     ze.add_argument("--use", action="append", default=[], help="an example command (repeatable)")
     ze.add_argument("--fp16", default="", help="parts stored in half precision (comma-separated)")
+    ze.add_argument("--sampling", default="{}", help='generation settings its card measured, as a JSON object '
+                    '(vqvae generate\'s defaults for it), e.g. \'{"guidance": 3, "temperature": 0.8, "candidates": 4, "clip": "clip"}\'')
     ze.set_defaults(func=handler("vqvae.core.handlers", "zoo_export"))

@@ -65,6 +65,16 @@ def zoo_list(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _json_object(flag: str, text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise VQVAEError(f"{flag} must be a JSON object ({e})") from None
+    if not isinstance(value, dict):
+        raise VQVAEError(f"{flag} must be a JSON object, got {text!r}")
+    return value
+
+
 def zoo_export(args: argparse.Namespace) -> Path:
     """``vqvae zoo export NAME PART=RUN ...``: a zoo model from run directories (see :func:`vqvae.core.zoo.export`)."""
     parts = {}
@@ -74,12 +84,10 @@ def zoo_export(args: argparse.Namespace) -> Path:
             raise VQVAEError(f"parts are PART=RUN, got {spec!r}")
         checkpoint.load_run(run)  # each must load as a run
         parts[part] = run
-    try:
-        headline = json.loads(args.headline)
-    except json.JSONDecodeError as e:
-        raise VQVAEError(f"--headline must be a JSON object ({e})") from None
+    headline, sampling = _json_object("--headline", args.headline), _json_object("--sampling", args.sampling)
     fp16 = tuple(p for p in args.fp16.split(",") if p)
-    folder = zoo_build.export(args.name, parts, args.main, args.summary, args.data, headline, args.use, fp16, args.card)
+    folder = zoo_build.export(args.name, parts, args.main, args.summary, args.data, headline, args.use, fp16, args.card,
+                              sampling=sampling)
     for part in parts:  # the exported runs load, priors with their tokenizer (fingerprint checked)
         checkpoint.load_run(folder / part)
     print(f"zoo:{args.name} -> {folder} ({zoo.size_bytes(args.name) / 1e6:.2f} MB)")

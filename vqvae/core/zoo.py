@@ -7,8 +7,9 @@ run (a prior, a speech model, a text-to-image transformer), ``zoo:NAME/PART`` on
 
 A model is one folder ``vqvae/zoo/NAME/``:
 
-* ``zoo.json``: its summary, data, main part, parts (part -> run folder), headline figures, and the SHA-256 of
-  every file it ships;
+* ``zoo.json``: its summary, data, main part, parts (part -> run folder), headline figures, optional ``sampling``
+  (the settings its card measured, which ``vqvae generate`` uses unless told otherwise), and the SHA-256 of every
+  file it ships;
 * ``MODEL_CARD.md``: data, exact commands, training time and figures (documentation: not hashed, so it can be
   corrected without touching the weights);
 * one run directory per part (``config.json`` and ``model.safetensors``, as any run; a prior's recorded tokenizer
@@ -124,6 +125,16 @@ def cache_dir(run_dir: str | Path, root: Path = ZOO) -> Path:
         return CACHE / run_dir.relative_to(root.resolve())
     except ValueError:
         return run_dir
+
+
+def owner(run_dir: str | Path, root: Path = ZOO) -> tuple[str, dict] | None:
+    """``(name, manifest)`` of the zoo model a run directory belongs to (as resolved from ``zoo:NAME[/PART]``), else
+    None: how a command finds a shipped model's recommended settings (its manifest's ``sampling``)."""
+    try:
+        rel = Path(run_dir).resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    return (rel.parts[0], manifest(rel.parts[0], root)) if rel.parts else None
 
 
 def size_bytes(name: str, root: Path = ZOO) -> int:

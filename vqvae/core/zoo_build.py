@@ -14,16 +14,20 @@ from vqvae.core.zoo import CARD, MANIFEST, ZOO, ZooError, sha256
 
 def export(name: str, parts: dict[str, str | Path], main: str, summary: str, data: str, headline: dict | None = None,
            use: list[str] | None = None, fp16: tuple[str, ...] = (), card: str | Path | None = None, root: Path = ZOO,
-           links: dict[str, str] | None = None, extra: dict[str, bytes] | None = None) -> Path:
+           links: dict[str, str] | None = None, extra: dict[str, bytes] | None = None, sampling: dict | None = None) -> Path:
     """Make zoo model ``name`` from run directories ``parts`` (part -> run): their config and weights (``fp16`` parts
     stored in half precision), a prior's tokenizer path made relative to the folder, the card copied, the manifest
     written with every file's SHA-256. Replaces an earlier folder of that name.
 
     ``links`` (prior part -> tokenizer part) binds a prior to another part than the run it recorded: a tokenizer with
     the same codes (its decoder fine-tuned on them; loading checks the codebooks' fingerprint). ``extra`` (relative
-    path -> bytes): family files that ship beside the runs (the codec's ``codec.json``), hashed like the rest."""
+    path -> bytes): family files that ship beside the runs (the codec's ``codec.json``), hashed like the rest.
+    ``sampling``: the generation settings the card measured (``vqvae generate``'s defaults for this model); a
+    ``"clip"`` entry names the part that reranks."""
     if main not in parts:
         raise ZooError(f"--main {main!r} is not one of the parts {', '.join(parts)}")
+    if sampling and sampling.get("clip") is not None and sampling["clip"] not in parts:
+        raise ZooError(f"sampling's clip {sampling['clip']!r} is not one of the parts {', '.join(parts)}")
     folder = root / name
     if folder.exists():
         shutil.rmtree(folder)
@@ -60,6 +64,6 @@ def export(name: str, parts: dict[str, str | Path], main: str, summary: str, dat
         shutil.copyfile(card, folder / CARD)
     files = {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*")) if p.suffix in (".json", ".safetensors")}
     m = {"name": name, "summary": summary, "data": data, "main": main, "parts": {p: p for p in parts}, "fp16": list(fp16),
-         "headline": headline or {}, "use": use or [], "files": files}
+         "headline": headline or {}, "use": use or [], **({"sampling": sampling} if sampling else {}), "files": files}
     (folder / MANIFEST).write_text(json.dumps(m, indent=2) + "\n")
     return folder

@@ -26,14 +26,16 @@ def register(sub, shared) -> None:
     ge.add_argument("run")
     ge.add_argument("prompt")
     ge.add_argument("-n", type=int, default=16)
-    ge.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1: none)")
-    ge.add_argument("--temperature", type=float, default=1.0)
+    ge.add_argument("--guidance", type=float, help="classifier-free guidance scale (1: none; default: the zoo model's "
+                    "measured setting, else 1)")
+    ge.add_argument("--temperature", type=float, help="default: the zoo model's measured setting, else 1")
     ge.add_argument("--top-k", type=int, default=0)
     ge.add_argument("--top-p", type=float, default=1.0)
     ge.add_argument("--seed", type=int, default=0)
-    ge.add_argument("--candidates", type=int, default=1,
-                    help="draw this many images per output and keep the best (DALL-E's reranking): by --clip, else the transformer's likelihood")
-    ge.add_argument("--clip", help="a CLIP run (vqvae clip train) that ranks the candidates")
+    ge.add_argument("--candidates", type=int,
+                    help="draw this many images per output and keep the best (DALL-E's reranking): by --clip, else the "
+                    "transformer's likelihood (default: the zoo model's measured setting, else 1)")
+    ge.add_argument("--clip", help="a CLIP run (vqvae clip train) that ranks the candidates (default: a zoo model's own)")
     ge.add_argument("-o", "--out", required=True, help="PNG grid")
     ge.add_argument("--device", default="auto")
     ge.set_defaults(func=handler(HANDLERS, "generate"))

@@ -12,7 +12,7 @@ import json
 import warnings
 from pathlib import Path
 
-from vqvae.core import plots
+from vqvae.core import plots, zoo
 from vqvae.core.errors import VQVAEError
 from vqvae.core.handlers import run_args
 from vqvae.core.runs import train as train_run
@@ -31,7 +31,23 @@ def train_clip(args: argparse.Namespace) -> dict:
     return train_run(ClipRecipe(run_args(args), args.data, args.config))
 
 
+GENERATE_DEFAULTS = {"guidance": 1.0, "temperature": 1.0, "candidates": 1}  # for a run that is not a zoo model
+
+
+def _sampling(args: argparse.Namespace) -> None:
+    """Fill the generation settings not given: a zoo model's measured ones (its manifest's ``sampling``, with its
+    reranking CLIP part), else plain sampling."""
+    found = zoo.owner(args.run)
+    rec = dict(found[1].get("sampling", {})) if found else {}
+    for key, plain in GENERATE_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, rec.get(key, plain))
+    if args.clip is None and rec.get("clip"):
+        args.clip = str(zoo.resolve(f"zoo:{found[0]}/{rec['clip']}"))
+
+
 def generate(args: argparse.Namespace) -> Path:
+    _sampling(args)
     n, c = args.n, args.candidates
     if args.temperature <= 0 or args.top_k < 0 or not 0 < args.top_p <= 1 or args.guidance < 0:
         raise VQVAEError("need --temperature > 0, --top-k >= 0, --top-p in (0, 1] and --guidance >= 0")
@@ -47,7 +63,7 @@ def generate(args: argparse.Namespace) -> Path:
                            top_k=args.top_k, top_p=args.top_p, seed=args.seed, candidates=c, progress=n * c > 256, clip=clip).images
     plots.save_grid(images, args.out, nrow=min(n, 8), scale=max(1, 64 // images.shape[-1]))
     best = f", the best {n} of {n * c} by {'CLIP' if clip else 'likelihood'}" if c > 1 else ""
-    print(f"{n} images for {args.prompt!r} (guidance {args.guidance:g}{best}) -> {args.out}")
+    print(f"{n} images for {args.prompt!r} (guidance {args.guidance:g}, temperature {args.temperature:g}{best}) -> {args.out}")
     return Path(args.out)
 
 
