@@ -126,6 +126,32 @@ def test_fsdd_converts_a_shipped_example_into_another_voice(tmp_path):
     assert sum(gain) / len(gain) > 0, gain
 
 
+@needs("scenes")
+def test_a_generated_scene_is_read_back_by_the_shipped_reader(tmp_path, capsys):
+    """``vqvae generate zoo:scenes CAPTION`` draws with the settings the card measured (guidance, temperature, the best
+    of several by the shipped CLIP); the shipped scene reader finds every attribute of their captions in about the
+    card's share of such samples on seen combinations (its figure is over 400 samples: a margin for 32)."""
+    from vqvae.data import scenes
+    from vqvae.text2image import evaluate as t2i
+    from vqvae.text2image.loading import load_clip, load_dalle, load_reader
+
+    m = zoo.manifest("scenes")
+    rec = m["sampling"]
+    out = tmp_path / "scene.png"
+    assert main(["generate", "zoo:scenes", "a red 3 above a small blue sneaker", "-n", "4", "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"guidance {rec['guidance']:g}, temperature {rec['temperature']:g}, the best 4 of {4 * rec['candidates']} by CLIP" in said
+    with Image.open(out) as im:
+        assert im.size == (4 * 66 + 2, 66 + 2) and im.mode == "RGB"  # 4 scenes of 64 px in a row
+    _, model, text, tok = load_dalle(zoo.resolve("zoo:scenes"))
+    test = scenes.make_scenes(8, "test", seed=7)
+    acc, images = t2i.faithfulness(model.eval(), text, tok, load_reader(zoo.resolve("zoo:scenes/reader")), test.captions,
+                                   test.attrs, per_prompt=4, guidance=rec["guidance"], temperature=rec["temperature"],
+                                   candidates=rec["candidates"], clip=load_clip(zoo.resolve("zoo:scenes/clip")))
+    assert images.shape == (32, 3, 64, 64)
+    assert acc["all"] >= m["headline"]["faithful, seen"] - 0.2, acc
+
+
 @pytest.mark.slow
 def test_the_wheel_carries_the_zoo_and_the_page(tmp_path):
     """``pip install .`` installs what the zoo and ``vqvae serve`` need: every shipped file is in the wheel."""

@@ -42,9 +42,9 @@ def _train(run_dir: Path, restart_after: int, quantizer: str):
     q = tr.model.quantizer
     writes = []
     original = q._set_codes
-    q._set_codes = lambda rows, vectors: (writes.append(len(rows)), original(rows, vectors))[1]
+    q._set_codes = lambda mask, vectors: (writes.append(int(mask.sum())), original(mask, vectors))[1]  # codes written (0: none)
     tr.fit()
-    return tr, len(writes)
+    return tr, sum(1 for w in writes if w)
 
 
 def _worker(rank: int, world: int, port: int, out: str, restart_after: int, quantizer: str) -> None:

@@ -80,8 +80,13 @@ def test_run_directory_contents_and_loss_falls(tmp_path):
     assert all(torch.equal(v, tr.model.state_dict()[k]) for k, v in model.state_dict().items())
 
 
-def test_nan_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypatch):
-    tr = Trainer(tiny_config(steps=10, ckpt_every=2, eval_every=0), tmp_path, image_set(64), image_set(16), progress=False)
+@pytest.mark.parametrize("log_every", [1, 3])
+def test_nan_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypatch, log_every):
+    """The finite check is a device flag read on logging steps and before checkpoints (not every step): the run
+    stops at the first of those after the bad step, names that step (numbered as the logs number steps), and the
+    checkpoint on disk is the last good one."""
+    tr = Trainer(tiny_config(steps=10, ckpt_every=2, eval_every=0, log_every=log_every), tmp_path, image_set(64), image_set(16),
+                 progress=False)
     real = tr.model.forward
 
     def poisoned(x):
@@ -91,7 +96,7 @@ def test_nan_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(tr.model, "forward", poisoned)
-    with pytest.raises(TrainingDiverged, match="step 5"):
+    with pytest.raises(TrainingDiverged, match="non-finite at step 6 \\(noticed at step 6\\)"):
         tr.fit()
     cfg, model = checkpoint.load_run(tmp_path)
     step, _ = checkpoint.load_train_state(tmp_path, model, torch.optim.Adam(model.parameters()))

@@ -162,7 +162,8 @@ def test_kmeans_init_and_dead_code_restart():
         q.embedding[:4] = -100.0
         q.ema_weight[:4] = -100.0
     restarted, set_codes = [], q._set_codes
-    q._set_codes = lambda rows, vectors: (restarted.append(rows.clone()), set_codes(rows, vectors))[1]
+    # restarts are masked (every step, the same operations whatever the data): record the steps that restart some
+    q._set_codes = lambda mask, vectors: (mask.any() and restarted.append(mask.nonzero().squeeze(1)), set_codes(mask, vectors))[1]
     steps = 0
     while not restarted:
         out = q(data)
@@ -185,8 +186,11 @@ def test_kmeans_init_and_dead_code_restart():
 def test_restart_resets_ema_state_consistently():
     q = VectorQuantizerEMA(8, 2)
     vec = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    q._set_codes(torch.tensor([1, 5]), vec)
-    assert torch.equal(q.embedding[[1, 5]], vec)
+    mask = torch.zeros(8, dtype=torch.bool)
+    mask[[1, 5]] = True
+    before = q.embedding.clone()
+    q._set_codes(mask, torch.zeros(8, 2).index_copy(0, torch.tensor([1, 5]), vec))
+    assert torch.equal(q.embedding[[1, 5]], vec) and torch.equal(q.embedding[~mask], before[~mask])
     assert torch.equal(q.ema_weight[[1, 5]] / q.ema_count[[1, 5], None], vec)
 
 

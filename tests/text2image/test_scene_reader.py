@@ -116,7 +116,8 @@ def reader_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("reader") / "r"
     try:
         code = main(["classifier", "train", "--data", "scenes:40", "--out", str(run), "--steps", "40", "--no-progress", "--model.width=4",
-                     "--model.feature_dim=32", "--model.dropout=0", "--train.batch_size=40", "--train.eval_images=8", "--train.warmup_steps=0"])
+                     "--model.feature_dim=32", "--model.dropout=0", "--train.batch_size=40", "--train.eval_images=8", "--train.warmup_steps=0",
+                     "--train.log_every=5"])
     except DataError as e:
         pytest.skip(f"scenes need MNIST and Fashion-MNIST: {e}")
     assert code == 0

@@ -10,8 +10,13 @@ the uninterrupted run bit for bit on CPU.
 Logs go to ``metrics.jsonl`` (one JSON object per line, ``kind`` = train or
 eval) and TensorBoard (``tb/``). Checkpoints are written every
 ``train.ckpt_every`` steps, every ``train.ckpt_minutes`` minutes and at the
-end, atomically (:mod:`vqvae.core.checkpoint`). A non-finite loss stops the run
-before anything is written, keeping the last good checkpoint.
+end, atomically (:mod:`vqvae.core.checkpoint`).
+
+**A step never waits for the device** except on logging steps (every ``train.log_every``): the logged values
+accumulate on the device and are read back once per record (a record holds their means since the previous one);
+the optimizer is the fused one; the finite-loss check is a device-side flag (with the first bad step) read on
+logging steps and before every evaluation and checkpoint. A non-finite loss therefore stops the run at the next
+of those, naming the step; nothing is written after it, so the last good checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -33,6 +37,8 @@ from vqvae.core import checkpoint, dist
 from vqvae.core.config import RunConfig
 from vqvae.core.errors import TrainingDiverged, VQVAEError
 from vqvae.core.files import atomic_write, remove_stale_temps
+from vqvae.core.finetune import freeze, init_weights_from
+from vqvae.core.meter import Meter
 from vqvae.core.pace import ThreadTuner
 from vqvae.data.augment import dvae_train_crop, random_crop
 from vqvae.data.sets import TensorSet
@@ -92,10 +98,10 @@ class Trainer:
         self.frozen = freeze(self.model, t.freeze, cfg.arch)
         self.model = self.model.to(self.device)
         self._speed_up(t)
-        fused = self.device.type == "cuda"
+        fused = self.device.type in ("cuda", "cpu")  # the fused Adam reads no step count back to the host
         opt_cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = opt_cls(trainable, lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = opt_cls(self._trainable, lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
         self.train_x, self.train_y = _on(train_set.images, self.device), _on(train_set.labels, self.device)
         self.test_x, self.test_y = _on(test_set.images, self.device), _on(test_set.labels, self.device)
         self.sampler = BatchSampler(len(train_set), t.batch_size, t.seed)
@@ -120,6 +126,9 @@ class Trainer:
         if dist.is_main():
             checkpoint.save_config(self.run_dir, cfg)
         self._writer = None
+        self.meter = Meter()  # logged values summed on the device between records
+        self._bad_step = torch.full((), -1, dtype=torch.int64, device=self.device)  # the first step with a non-finite loss
+        self._step_count = torch.tensor(self.step, dtype=torch.int64, device=self.device)  # self.step, on the device
         self.powersgd = None  # the PowerSGD hook's state (its low-rank factors), with --train.powersgd_rank
         self.ddp = self._wrap_ddp() if self.distributed else None
 
@@ -190,12 +199,14 @@ class Trainer:
             idx = idx.view(dist.world_size(), -1)[dist.rank()]
         idx = idx.to(self.device)
         x = self.train_x[idx]
-        g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + step)  # augmentation: a function of (seed, step)
-        if self.cfg.data.augment == "dalle" and self.task.images:  # DALL-E stage 1 (vqvae.data.augment), flips included
+        seed = self.cfg.train.seed * 7919 + step  # augmentation: a function of (seed, step)
+        if self.cfg.data.augment == "dalle" and self.task.images:  # DALL-E stage 1 (vqvae.data.augment), flips included:
+            g = torch.Generator().manual_seed(seed)  # a random resize per image, on the host (the one augmentation that is)
             x = torch.stack([dvae_train_crop(xi, self.cfg.data.crop, g) for xi in x.cpu()]).to(self.device)
         else:
+            g = torch.Generator(device=self.device).manual_seed(seed)  # on the device: no host round trip
             if self.cfg.data.hflip and self.task.images:
-                flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(self.device)
+                flip = torch.rand(x.shape[0], generator=g, device=self.device) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             if self.cfg.data.crop:
                 x = random_crop(x, self.cfg.data.crop, g)
@@ -224,6 +235,7 @@ class Trainer:
             atomic_write(path, "".join(ln + "\n" for ln in keep).encode())
 
     def save(self) -> None:
+        self.check_finite()  # never write a diverged state over the last good one
         if dist.is_main():
             extra = {"elapsed_seconds": self.elapsed()}
             if self.scaler.is_enabled():
@@ -248,37 +260,61 @@ class Trainer:
         bar.set_description(f"train step {self.step}/{self.cfg.train.steps}", refresh=False)
         bar.update(min(self.elapsed(), bar.total) - bar.n)
 
-    def _out_of_time(self, deadline: float) -> bool:
-        """Past the wall-clock budget: decided together under torchrun, so every rank stops at the same step."""
-        if deadline == float("inf"):
+    def _out_of_time(self, deadline: float, log_now: bool) -> bool:
+        """Past the wall-clock budget: decided together under torchrun, so every rank stops at the same step (a
+        collective, so only on logging steps there; alone, every step, which costs no device sync)."""
+        if deadline == float("inf") or (self.distributed and not log_now):
             return False
         return dist.any_true(time.monotonic() >= deadline, self.device)
 
+    def check_finite(self) -> None:
+        """Raise :class:`TrainingDiverged` if a step since the start had a non-finite loss (on any rank): one read of
+        a device flag, done on logging steps and before evaluations and checkpoints, not every step."""
+        bad = int(self._bad_step)
+        if dist.any_true(bad >= 0, self.device):  # every rank stops together
+            at = f"at step {bad + 1}" if bad >= 0 else "on another process"
+            raise TrainingDiverged(f"the loss became non-finite {at} (noticed at step {self.step}); stopped, the last good "
+                                   f"checkpoint in {self.run_dir} is kept (resume with a lower train.lr)")
+
     # -- the loop ----------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None = None, detail: bool = True) -> dict:
-        """One optimizer step on batch ``(x, y)``; ``detail`` adds the costlier logs (PSNR)."""
+        """One optimizer step on batch ``(x, y)``; ``detail`` adds the costlier logs (PSNR).
+
+        Returns the step's logs: 0-d device tensors (the loss, the task's values) and plain numbers (the learning
+        rate). Nothing here waits for the device: a non-finite loss is flagged on it (see :meth:`check_finite`)."""
         self.model.train()
         for m in self.frozen:  # fixed parts keep their inference behaviour (no EMA, k-means, restarts, dropout)
             m.eval()
         lr = self.lr_at(self.planned_step())
         for g in self.optimizer.param_groups:
             g["lr"] = lr
+        logs = self.update(x, y, detail)
+        self.step += 1
+        return {**logs, "lr": lr}
+
+    def update(self, x: torch.Tensor, y: torch.Tensor | None, detail: bool = False) -> dict:
+        """The step's tensor work, which dynamo traces whole (0 graph breaks; tested): forward and loss, the
+        finite-loss flag, backward, clipping, the optimizer, and the codebook's EMA update and restarts inside the
+        forward. Host-side bookkeeping (the learning rate, the step count) stays in :meth:`train_step`."""
         with self._autocast():
             loss, extra = self.task.step(self.ddp or self.model, x, y, detail)
-        if dist.any_true(not bool(torch.isfinite(loss)), self.device):  # every rank stops together
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at step {self.step}; stopped, the last good checkpoint in {self.run_dir} is kept (resume with a lower train.lr)"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        bad = ~torch.isfinite(loss.detach()) & (self._bad_step < 0)
+        self._bad_step.copy_(torch.where(bad, self._step_count, self._bad_step))
+        self._step_count.add_(1)
+        for p in self._trainable:  # zero_grad(set_to_none=True), written out so that dynamo traces it
+            p.grad = None
+        fp16 = self.cfg.train.amp == "fp16"  # loss scaling (GradScaler, which dynamo does not trace): fp16 only
+        (self.scaler.scale(loss) if fp16 else loss).backward()
         if self.cfg.train.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
-        self.scaler.update()
-        self.step += 1
-        logs = {"loss": loss.item(), **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in extra.items()}, "lr": lr}
-        return logs
+            if fp16:
+                self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self._trainable, self.cfg.train.grad_clip)
+        if fp16:  # skips the step when gradients overflowed
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return {"loss": loss.detach(), **{k: v.detach() if torch.is_tensor(v) else float(v) for k, v in extra.items()}}
 
     def evaluate(self, max_items: int = 0) -> dict:
         """Test metrics on the first ``max_items`` test items (0: all)."""
@@ -295,23 +331,27 @@ class Trainer:
         bar = self._bar()
         tuner = ThreadTuner() if t.threads == -1 else None
         try:
-            while self.step < t.steps and not self._out_of_time(deadline):
+            while self.step < t.steps and not self._out_of_time(deadline, (self.step + 1) % t.log_every == 0):
                 if tuner and (said := tuner.tick()) and self.progress and dist.is_main():
                     tqdm.write(said)
                 log_now = (self.step + 1) % t.log_every == 0 or self.step == 0
                 logs = self.train_step(*self.batch(self.step), detail=log_now)
+                self.meter.add(logs)
                 self._advance(bar)
                 if log_now:
+                    self.check_finite()
+                    logs = self.meter.record(logs)
                     bar.set_postfix({k: f"{logs[k]:.4g}" for k in self.task.bar if k in logs})
                     self._log({"kind": "train", "step": self.step, "time": time.monotonic() - start, **logs})
                 if t.eval_every and self.step % t.eval_every == 0:
+                    self.check_finite()
                     self._log({"kind": "eval", "step": self.step, **self.evaluate(t.eval_images)})
                 now = time.monotonic()
                 if self.step % t.ckpt_every == 0 or now - last_ckpt > 60 * t.ckpt_minutes:
                     self.save()
                     last_ckpt = now
         except KeyboardInterrupt:
-            self.save()  # Ctrl-C keeps everything up to the last finished step
+            self.save()  # Ctrl-C keeps everything up to the last finished step (if it is finite)
             tqdm.write(f"interrupted at step {self.step}; saved, continue with --resume")
             raise
         finally:
@@ -324,44 +364,6 @@ class Trainer:
         if self._writer is not None:
             self._writer.close()
         return final
-
-
-def init_weights_from(model: torch.nn.Module, cfg: RunConfig, run: str | Path) -> None:
-    """Start ``model`` from the weights (and buffers: codebooks, EMA statistics) of run ``run``,
-    which must have the same arch and model config: fine-tuning, e.g. a codec's decoder on fixed codes."""
-    src_cfg, src = checkpoint.load_run(run)
-    mine, theirs = asdict(cfg.model), asdict(src_cfg.model)
-    diff = ["arch"] if src_cfg.arch != cfg.arch else [k for k, v in mine.items() if theirs.get(k) != v]
-    if diff:
-        raise VQVAEError(f"train.init_from={run}: that run's arch or model config differs from this one ({', '.join(diff)}); "
-                         "fine-tuning needs the same model (pass the same --config and --model overrides)")
-    checkpoint.load_weights(model, src.state_dict(), Path(run) / checkpoint.MODEL)
-
-
-def freeze(model: torch.nn.Module, spec: str, arch: str) -> list[torch.nn.Module]:
-    """Freeze the named top-level parts of ``model`` (``spec``: "encoder,quantizer"); returns the
-    modules the training loop must keep in eval mode.
-
-    A frozen part gets no gradients, and those of its modules that own state (parameters or
-    buffers: codebooks with their EMA statistics, k-means flag and usage counters) or are dropout
-    run in eval mode, so nothing in it changes. Stateless wrappers keep their training behaviour:
-    a frozen residual quantizer still applies quantizer dropout, so a decoder fine-tuned on its
-    fixed codes keeps decoding every stage prefix (every quality level of the codec).
-    """
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    parts = dict(model.named_children())
-    fixed: list[torch.nn.Module] = []
-    for n in names:
-        if n not in parts:
-            raise VQVAEError(f"train.freeze: the {arch} model has no part {n!r}; its parts are {', '.join(parts)}")
-        parts[n].requires_grad_(False)
-        for m in parts[n].modules():
-            owns_state = next(m.parameters(recurse=False), None) is not None or next(m.buffers(recurse=False), None) is not None
-            if owns_state or isinstance(m, torch.nn.modules.dropout._DropoutNd):
-                fixed.append(m)
-    if names and not any(p.requires_grad for p in model.parameters()):
-        raise VQVAEError(f"train.freeze={spec}: nothing is left to train")
-    return fixed
 
 
 def _on(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:

@@ -74,18 +74,23 @@ def transformer_crop(x: torch.Tensor, target: int, g: torch.Generator) -> torch.
 
 def random_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """A random window of ``size`` samples of each clip ``(B, C, T)``, or a random ``size x size``
-    patch of each image ``(B, C, H, W)``; inputs already that small are returned whole."""
-    b = x.shape[0]
+    patch of each image ``(B, C, H, W)``; inputs already that small are returned whole.
+
+    The offsets are drawn on ``generator``'s device, which should be ``x``'s: one gather, no host round trip (a
+    training step stays sync-free)."""
+    b, dev = x.shape[0], x.device
     if x.ndim == 3:
         if x.shape[-1] <= size:
             return x
-        start = torch.randint(0, x.shape[-1] - size + 1, (b,), generator=generator).to(x.device)
-        idx = (start[:, None] + torch.arange(size, device=x.device))[:, None, :].expand(b, x.shape[1], size)
+        start = torch.randint(0, x.shape[-1] - size + 1, (b,), generator=generator, device=generator.device).to(dev)
+        idx = (start[:, None] + torch.arange(size, device=dev))[:, None, :].expand(b, x.shape[1], size)
         return torch.gather(x, 2, idx)
     h, w = x.shape[-2:]
     if h <= size and w <= size:
         return x
     sh, sw = min(size, h), min(size, w)
-    top = torch.randint(0, h - sh + 1, (b,), generator=generator).tolist()
-    left = torch.randint(0, w - sw + 1, (b,), generator=generator).tolist()
-    return torch.stack([x[i, :, t : t + sh, l_ : l_ + sw] for i, (t, l_) in enumerate(zip(top, left))])
+    top = torch.randint(0, h - sh + 1, (b,), generator=generator, device=generator.device).to(dev)
+    left = torch.randint(0, w - sw + 1, (b,), generator=generator, device=generator.device).to(dev)
+    rows = (top[:, None] + torch.arange(sh, device=dev))[:, :, None]  # (B, sh, 1)
+    cols = (left[:, None] + torch.arange(sw, device=dev))[:, None, :]  # (B, 1, sw)
+    return x[torch.arange(b, device=dev)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()  # (B, sh, sw, C) -> NCHW

@@ -255,8 +255,8 @@ class PixelCNNPrior(nn.Module):
 
         Returns ``logits (B, L, K)``, the mean NLL per code (nats) and ``nll_bits (B,)``."""
         c = self.config
-        seq = to_sequence(codes, c)  # validates shape, dtype and range
-        labels = check_labels(labels, seq.shape[0], c, seq.device)
+        seq = to_sequence(codes, c, values=not self.training)  # shape and dtype; the range too (training data: when prepared)
+        labels = check_labels(labels, seq.shape[0], c, seq.device, values=not self.training)
         grid = codes.long().reshape(-1, c.num_codebooks, c.height, c.width)
         return prior_loss(self._to_seq_logits(self._logits_map(grid, labels)), seq)
 

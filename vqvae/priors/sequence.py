@@ -87,13 +87,16 @@ class PriorOutput:
     nll_bits: torch.Tensor
 
 
-def to_sequence(codes: torch.Tensor, cfg: PriorConfig) -> torch.Tensor:
-    """Code maps ``(B, H, W)`` or ``(B, G, H, W)`` -> ``(B, L)`` int64 in the config's order."""
+def to_sequence(codes: torch.Tensor, cfg: PriorConfig, values: bool = True) -> torch.Tensor:
+    """Code maps ``(B, H, W)`` or ``(B, G, H, W)`` -> ``(B, L)`` int64 in the config's order.
+
+    ``values``: also check every code lies in ``[0, K)``, which reads the data's range back to the host; a training
+    step passes False (its data were checked once, when the task prepared them) so it never waits for the device."""
     if tuple(codes.shape[1:]) != cfg.code_shape:
         raise ValueError(f"expected code maps (B, {', '.join(map(str, cfg.code_shape))}), got {tuple(codes.shape)}")
     if codes.dtype.is_floating_point:
         raise ValueError(f"codes must be integers, got {codes.dtype}")
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= cfg.codebook_size):
+    if values and codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= cfg.codebook_size):
         raise ValueError(f"codes must lie in [0, {cfg.codebook_size}), got [{int(codes.min())}, {int(codes.max())}]")
     b = codes.shape[0]
     c = codes.long().reshape(b, cfg.num_codebooks, cfg.height, cfg.width)
@@ -120,8 +123,9 @@ def positions(cfg: PriorConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return ll // (cfg.width * g), (ll // g) % cfg.width, ll % g
 
 
-def check_labels(labels: torch.Tensor | None, n: int, cfg: PriorConfig, device) -> torch.Tensor | None:
-    """Validate class labels for a (conditional) prior; ``None`` for unconditional priors."""
+def check_labels(labels: torch.Tensor | None, n: int, cfg: PriorConfig, device, values: bool = True) -> torch.Tensor | None:
+    """Validate class labels for a (conditional) prior; ``None`` for unconditional priors (``values``: as in
+    :func:`to_sequence`)."""
     if cfg.num_classes == 0:
         if labels is not None:
             raise ValueError("this prior is unconditional: train it with --conditional to use labels")
@@ -133,7 +137,7 @@ def check_labels(labels: torch.Tensor | None, n: int, cfg: PriorConfig, device) 
         labels = labels.expand(n)
     if labels.shape[0] != n:
         raise ValueError(f"expected {n} labels, got {labels.shape[0]}")
-    if int(labels.min()) < 0 or int(labels.max()) >= cfg.num_classes:
+    if values and (int(labels.min()) < 0 or int(labels.max()) >= cfg.num_classes):
         raise ValueError(f"labels must lie in [0, {cfg.num_classes}), got [{int(labels.min())}, {int(labels.max())}]")
     return labels
 

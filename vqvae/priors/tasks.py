@@ -32,6 +32,11 @@ class PriorTask(Task):
             raise VQVAEError(f"codes of {train_set.name} have shape {tuple(train_set.images.shape[1:])}, the prior expects {m.code_shape}")
         if m.num_classes and train_set.labels is None:
             raise VQVAEError(f"a class-conditional prior needs labels, and {train_set.name} has none")
+        codes, labels = train_set.images, train_set.labels
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= m.codebook_size):  # once, so the steps need not
+            raise VQVAEError(f"codes of {train_set.name} must lie in [0, {m.codebook_size}), got [{int(codes.min())}, {int(codes.max())}]")
+        if m.num_classes and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= m.num_classes):
+            raise VQVAEError(f"labels of {train_set.name} must lie in [0, {m.num_classes}), got [{int(labels.min())}, {int(labels.max())}]")
 
     @staticmethod
     def _labels(model, y):

@@ -260,8 +260,8 @@ class TransformerPrior(nn.Module):
     def forward(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> PriorOutput:
         """Code maps ``(B, H, W)`` / ``(B, G, H, W)`` (+ labels ``(B,)``) -> :class:`PriorOutput`
         with logits ``(B, L, K)`` in sequence order, the mean loss in nats/code and ``nll_bits (B,)``."""
-        seq = to_sequence(codes, self.config)
-        labels = check_labels(labels, seq.shape[0], self.config, seq.device)
+        seq = to_sequence(codes, self.config, values=not self.training)  # training data are checked when prepared
+        labels = check_labels(labels, seq.shape[0], self.config, seq.device, values=not self.training)
         if self.training and self.config.label_dropout:  # classifier-free guidance: some maps learn the unconditional model
             drop = torch.rand(labels.shape, device=labels.device) < self.config.label_dropout
             labels = torch.where(drop, torch.full_like(labels, self.config.num_classes), labels)

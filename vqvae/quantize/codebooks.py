@@ -110,9 +110,9 @@ class ResidualQuantizer(nn.Module):
         b, s = z.shape[0], self.num_codebooks
         keep = torch.ones(b, s, device=z.device)
         if self.training and self.quantizer_dropout > 0:
-            n = torch.randint(1, s + 1, (b,), device="cpu")
-            drop = torch.rand(b) < self.quantizer_dropout
-            n = torch.where(drop, n, torch.full_like(n, s)).to(z.device)
+            n = torch.randint(1, s + 1, (b,), device=z.device)  # the device's generator: no host round trip
+            drop = torch.rand(b, device=z.device) < self.quantizer_dropout
+            n = torch.where(drop, n, torch.full_like(n, s))
             keep = (torch.arange(s, device=z.device)[None] < n[:, None]).float()
         return keep
 

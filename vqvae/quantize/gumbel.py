@@ -29,11 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqvae.quantize.vq import QuantizerOutput, perplexity_of
+from vqvae.quantize.vq import QuantizerOutput, code_counts, perplexity_of
 
 
-def cosine(step: int, steps: int, start: float, end: float) -> float:
-    """Half-cosine from ``start`` (step 0) to ``end`` (step >= ``steps``); ``end`` at once if ``steps`` is 0."""
+def cosine(step, steps: int, start: float, end: float):
+    """Half-cosine from ``start`` (step 0) to ``end`` (step >= ``steps``); ``end`` at once if ``steps`` is 0.
+
+    ``step`` an int gives a float; a 0-d tensor (the module's step counter) gives a 0-d fp32 tensor on its device,
+    so the training step never reads the counter back to the host."""
+    if torch.is_tensor(step):
+        frac = (step.float() / steps).clamp(max=1.0) if steps > 0 else torch.ones((), device=step.device)
+        return end + (start - end) * 0.5 * (1 + torch.cos(math.pi * frac))
     if steps <= 0 or step >= steps:
         return end
     return end + (start - end) * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -52,12 +58,14 @@ class GumbelQuantizer(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
     @property
-    def tau(self) -> float:
-        return cosine(int(self.step), self.tau_steps, self.tau_start, self.tau_end)
+    def tau(self) -> torch.Tensor:
+        """The temperature at the current step, a 0-d tensor on the module's device."""
+        return cosine(self.step, self.tau_steps, self.tau_start, self.tau_end)
 
     @property
-    def beta(self) -> float:
-        return cosine(int(self.step), self.kl_steps, 0.0, self.kl_weight)
+    def beta(self) -> torch.Tensor:
+        """The KL weight at the current step, a 0-d tensor on the module's device."""
+        return cosine(self.step, self.kl_steps, 0.0, self.kl_weight)
 
     def _check(self, logits: torch.Tensor) -> None:
         if logits.ndim < 3 or logits.shape[1] != self.codebook_size:
@@ -76,7 +84,7 @@ class GumbelQuantizer(nn.Module):
             z, beta = self.lookup(idx), self.beta
         logq = lf.log_softmax(1)
         kl = (logq.exp() * (logq + math.log(self.codebook_size))).sum(1).mean()  # KL(q || uniform) in nats per position
-        usage = torch.bincount(idx.flatten(), minlength=self.codebook_size).float()
+        usage = code_counts(idx, self.codebook_size)
         zero = kl.new_zeros(())
         return QuantizerOutput(z_q=z.to(logits.dtype), indices=idx, loss=beta * self.kl_scale * kl, codebook_loss=kl, commitment_loss=zero,
                                perplexity=perplexity_of(usage), usage=usage)

@@ -59,6 +59,14 @@ class QuantizerOutput:
 
 
 
+def code_counts(idx: torch.Tensor, k: int) -> torch.Tensor:
+    """``(k,)`` float counts of each code in ``idx``. Unlike ``torch.bincount``, which on a GPU reads the data's maximum
+    back to the host to size its output, this never waits for the device (the training step stays sync-free); the
+    counts are whole numbers, exact in fp32 up to 2^24 whatever the order of the additions."""
+    flat = idx.reshape(-1)
+    return torch.zeros(k, device=idx.device).index_add_(0, flat, torch.ones(flat.shape[0], device=idx.device))
+
+
 def perplexity_of(counts: torch.Tensor) -> torch.Tensor:
     """``exp`` of the entropy of the normalised counts."""
     p = counts / counts.sum().clamp_min(1e-12)
@@ -70,7 +78,11 @@ class Quantizer(nn.Module):
     """Shared machinery: search, lookup, k-means init, dead-code restarts.
 
     Subclasses own the codebook storage (``codebook`` property) and implement
-    ``_set_codes(rows, vectors)`` and the training update in ``forward``.
+    ``_set_codes(mask, vectors)`` and the training update in ``forward``.
+
+    A training step never waits for the device (no ``.item()``, no data-dependent Python branch), so it can be
+    captured whole in a CUDA graph: restarts are masked tensor updates, the usage counts are scatter-adds, and
+    whether k-means has run is read from its buffer once per load (k-means itself is a one-off at the start).
     """
 
     def __init__(
@@ -98,13 +110,16 @@ class Quantizer(nn.Module):
         # Training steps since each code was last chosen (for restarts).
         self.register_buffer("steps_unused", torch.zeros(codebook_size, dtype=torch.int32))
         self._kmeans_buffer: list[torch.Tensor] = []
+        self._initialized: bool | None = None  # the buffer's value, read once (None: not read since the last load)
+        self.register_load_state_dict_post_hook(_forget_initialized)
 
     # -- storage, provided by subclasses --------------------------------
     @property
     def codebook(self) -> torch.Tensor:  # (K, D)
         raise NotImplementedError
 
-    def _set_codes(self, rows: torch.Tensor, vectors: torch.Tensor) -> None:
+    def _set_codes(self, mask: torch.Tensor, vectors: torch.Tensor) -> None:
+        """Codes ``k`` where ``mask[k]`` (``(K,)`` bool) become ``vectors[k]`` (``(K, D)``); the rest stay."""
         raise NotImplementedError
 
     # -- public API -------------------------------------------------------
@@ -129,7 +144,11 @@ class Quantizer(nn.Module):
     # -- training-time codebook maintenance -------------------------------
     @torch.no_grad()
     def _maybe_kmeans_init(self, flat: torch.Tensor) -> None:
-        if self.initialized.item() or not self.training:
+        if not self.training:
+            return
+        if self._initialized is None:
+            self._initialized = bool(self.initialized.item())  # once per load, not per step
+        if self._initialized:
             return
         self._kmeans_buffer.append(flat.detach().float())
         if len(self._kmeans_buffer) < self.kmeans_batches:
@@ -138,28 +157,29 @@ class Quantizer(nn.Module):
         self._kmeans_buffer = []
         centres = kmeans(data, self.codebook_size, self.kmeans_iters)
         dist.broadcast_(centres)
-        self._set_codes(torch.arange(self.codebook_size, device=flat.device), centres.to(flat.device))
+        self._set_codes(torch.ones(self.codebook_size, dtype=torch.bool, device=flat.device), centres.to(flat.device))
         self.initialized.fill_(1)
+        self._initialized = True
 
     @torch.no_grad()
     def _maybe_restart(self, flat: torch.Tensor, usage: torch.Tensor) -> None:
-        """Re-seed codes unused for ``restart_after`` steps from this batch's encoder outputs."""
+        """Re-seed codes unused for ``restart_after`` steps from this batch's encoder outputs.
+
+        Masked, every step: a candidate vector is drawn for every code (on the device, from its generator) and only
+        the dead codes take theirs, so the step has the same operations whatever the data (no host sync)."""
         if not self.restart_after or not self.training:
             return
         self.steps_unused.add_(1).masked_fill_(usage > 0, 0)
-        dead = (self.steps_unused >= self.restart_after).nonzero().squeeze(1)
-        if dead.numel() == 0:
-            return
-        pick = torch.randint(flat.shape[0], (dead.numel(),), device="cpu").to(flat.device)
-        vectors = flat.detach().float()[pick]
-        dist.broadcast_(vectors)  # identical restarts on every rank
+        dead = self.steps_unused >= self.restart_after
+        pick = torch.randint(flat.shape[0], (self.codebook_size,), device=flat.device)
+        vectors = dist.broadcast_(flat.detach().float()[pick])  # identical restarts on every rank
         self._set_codes(dead, vectors)
-        self.steps_unused[dead] = 0
+        self.steps_unused.masked_fill_(dead, 0)
 
     def _usage(self, idx: torch.Tensor) -> torch.Tensor:
         """Code counts of this batch, summed over ranks in training (so EMA statistics and restarts
         agree everywhere); rank-local in evaluation, which needs no collectives."""
-        usage = torch.bincount(idx, minlength=self.codebook_size).float()
+        usage = code_counts(idx, self.codebook_size)
         return dist.all_reduce_sum(usage) if self.training else usage
 
     def _finish(self, z: torch.Tensor, q: torch.Tensor, idx: torch.Tensor, usage: torch.Tensor, learned: bool) -> QuantizerOutput:
@@ -203,8 +223,8 @@ class VectorQuantizer(Quantizer):
         return self.embedding
 
     @torch.no_grad()
-    def _set_codes(self, rows, vectors):
-        self.embedding[rows] = vectors.to(self.embedding.dtype)
+    def _set_codes(self, mask, vectors):
+        self.embedding.copy_(torch.where(mask[:, None], vectors.to(self.embedding.dtype), self.embedding))
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         self._check(z)
@@ -245,12 +265,12 @@ class VectorQuantizerEMA(Quantizer):
         return self.embedding
 
     @torch.no_grad()
-    def _set_codes(self, rows, vectors):
+    def _set_codes(self, mask, vectors):
         """Set codes and reset their EMA state consistently (count 1, sum = vector)."""
-        vectors = vectors.to(self.embedding.dtype)
-        self.embedding[rows] = vectors
-        self.ema_count[rows] = 1.0
-        self.ema_weight[rows] = vectors
+        m, vectors = mask[:, None], vectors.to(self.embedding.dtype)
+        self.embedding.copy_(torch.where(m, vectors, self.embedding))
+        self.ema_count.masked_fill_(mask, 1.0)
+        self.ema_weight.copy_(torch.where(m, vectors, self.ema_weight))
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor, usage: torch.Tensor) -> None:
@@ -277,3 +297,8 @@ class VectorQuantizerEMA(Quantizer):
 
 
 QUANTIZERS = {"vq": VectorQuantizer, "ema": VectorQuantizerEMA}
+
+
+def _forget_initialized(module: Quantizer, _keys) -> None:
+    """After ``load_state_dict`` the ``initialized`` buffer may hold another value: read it again when next needed."""
+    module._initialized = None
