@@ -271,3 +271,12 @@ def test_the_thread_tuner_keeps_the_fastest_count(monkeypatch):
 def test_threads_minus_one_trains(tmp_path):
     tr = _train(tmp_path / "r", 12, threads=-1)
     assert tr.step == 12
+
+
+def test_the_final_evaluation_covers_final_eval_images(tmp_path):
+    """train.final_eval_images bounds the final evaluation (0: the whole test set), for runs whose evaluation is costly
+    (the baselines' importance-weighted bounds) and that are scored apart."""
+    whole = Trainer(tiny_config(steps=1, eval_every=0), tmp_path / "a", image_set(64), image_set(16, seed=1), progress=False).fit()
+    part = Trainer(tiny_config(steps=1, eval_every=0, final_eval_images=5), tmp_path / "b", image_set(64), image_set(16, seed=1),
+                   progress=False).fit()
+    assert (whole["images"], part["images"]) == (16, 5)

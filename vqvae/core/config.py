@@ -70,7 +70,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # 0 = off
     eval_every: int = 1000  # steps between test evaluations (0 = only at the end)
-    eval_images: int = 2000  # test images per periodic evaluation (0 = all); the final one uses all
+    eval_images: int = 2000  # test images per periodic evaluation (0 = all); the final one: final_eval_images
+    final_eval_images: int = 0  # the final evaluation's first test items (0: the whole test set)
     log_every: int = 25
     ckpt_every: int = 1000  # steps between checkpoints
     ckpt_minutes: float = 2.0  # and at least this often in wall-clock time
@@ -92,7 +93,8 @@ class TrainConfig:
             (0 < self.lr < 1, "train.lr must be in (0, 1)"),
             (self.lr_schedule in ("constant", "cosine"), "train.lr_schedule must be 'constant' or 'cosine'"),
             (self.warmup_steps >= 0 and self.weight_decay >= 0 and self.grad_clip >= 0, "train.warmup_steps, weight_decay, grad_clip must be >= 0"),
-            (self.eval_every >= 0 and self.eval_images >= 0, "train.eval_every and train.eval_images must be >= 0"),
+            (self.eval_every >= 0 and self.eval_images >= 0 and self.final_eval_images >= 0,
+             "train.eval_every, train.eval_images and train.final_eval_images must be >= 0"),
             (self.log_every >= 1 and self.ckpt_every >= 1 and self.ckpt_minutes > 0, "train.log_every, ckpt_every, ckpt_minutes must be > 0"),
             (self.amp in ("none", "bf16", "fp16"), "train.amp must be 'none', 'bf16' or 'fp16'"),
             (self.powersgd_rank >= 0, "train.powersgd_rank must be >= 0"),

@@ -359,7 +359,8 @@ class Trainer:
         self.save()
         train_seconds = time.monotonic() - start
         self.task.show_progress = self.progress and dist.is_main()  # the final evaluation can take a while: show it
-        final = {"kind": "eval", "step": self.step, "final": True, "train_seconds": train_seconds, **self.evaluate()}
+        final = {"kind": "eval", "step": self.step, "final": True, "train_seconds": train_seconds,
+                 **self.evaluate(t.final_eval_images)}
         self._log(final)
         if self._writer is not None:
             self._writer.close()
