@@ -41,6 +41,10 @@ def codes():
     return TensorSet(torch.randint(0, 8, (32, 4, 4)), torch.arange(32) % 3, None, "codes")
 
 
+def captioned_codes():
+    return TensorSet(torch.randint(0, 8, (32, 4, 4)), torch.randint(0, 20, (32, 4)), None, "captions")
+
+
 TOK = {"hidden": 8, "res_hidden": 4, "num_res_blocks": 1, "codebook_size": 8, "embedding_dim": 4}
 CASES = {  # name -> (arch, model config, data config, training set)
     "vqvae-vq": ("vqvae", {**TOK, "quantizer": "vq", "restart_after": 2}, {"crop": 12, "hflip": True}, lambda: image_set(32)),
@@ -50,6 +54,8 @@ CASES = {  # name -> (arch, model config, data config, training set)
     "dvae": ("dvae", {**TOK, "tau_steps": 10, "kl_steps": 10, "kl_weight": 1.0}, {}, lambda: image_set(32)),
     "transformer": ("transformer", {"codebook_size": 8, "height": 4, "width": 4, "n_layer": 2, "n_embd": 16, "n_head": 2,
                                     "num_classes": 3, "label_dropout": 0.1}, {}, codes),
+    "dalle": ("dalle", {"text_vocab": 20, "text_len": 4, "image_vocab": 8, "height": 4, "width": 4, "n_layer": 4, "n_head": 2,
+                        "n_embd": 16, "conv_radius": 1}, {}, captioned_codes),
     "pixelcnn": ("pixelcnn", {"codebook_size": 8, "height": 4, "width": 4, "channels": 8, "layers": 2, "out_hidden": 8,
                               "num_classes": 3}, {}, codes),
 }

@@ -79,6 +79,14 @@ class DalleTask(Task):
     bar = ("loss", "image_loss")
     curves = (("loss", "loss", "loss"), ("image_loss", "image_loss", "image NLL (nats/code)"), ("text_loss", "text_loss", "text NLL (nats/token)"))
 
+    def prepare(self, cfg, train_set) -> None:
+        """The ids' range, checked once here so that the training steps need not (see ``Dalle._check``)."""
+        m, codes, text = cfg.model, train_set.images, train_set.labels
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= m.image_vocab):
+            raise VQVAEError(f"image codes of {train_set.name} must lie in [0, {m.image_vocab}), got [{int(codes.min())}, {int(codes.max())}]")
+        if text is None or text.ndim != 2 or (text.numel() and (int(text.min()) < 0 or int(text.max()) >= m.text_vocab)):
+            raise VQVAEError(f"text ids of {train_set.name} must be (N, {m.text_len}) in [0, {m.text_vocab})")
+
     def step(self, model, x, y, detail):
         out = model(y, x)
         return out.loss, {"text_loss": out.text_loss.detach(), "image_loss": out.image_loss.detach()}
