@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqvae.core.errors import require
+from vqvae.priors import decoding
+from vqvae.priors.decoding import static_attention
 from vqvae.priors.sequence import (PriorConfig, PriorOutput, check_labels, from_sequence, guide, positions, prior_loss, sample_from,
                                    sample_setup, to_sequence)
 
@@ -83,7 +85,7 @@ class KVCache:
 
     k: torch.Tensor
     v: torch.Tensor
-    pos: int = 0
+    pos: int | torch.Tensor = 0  # a 0-d int64 device tensor in a static cache (see TransformerPrior.new_cache)
 
     @property
     def batch(self) -> int:
@@ -122,6 +124,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(c, dim=2)
         q, k, v = (a.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for a in (q, k, v))  # (B, nh, T, hd)
         p = self.dropout if self.training else 0.0
+        if kv is not None and torch.is_tensor(pos):  # a static cache: every shape fixed, the position on the device
+            return self.resid_dropout(self.c_proj(static_attention(q, k, v, kv, pos, mask, p).transpose(1, 2).reshape(b, t, c)))
         if mask is not None:
             if kv is not None:
                 kc, vc = kv
@@ -228,11 +232,13 @@ class TransformerPrior(nn.Module):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _pos(self, start: int, end: int) -> torch.Tensor:
-        """Position embeddings of the codes predicted at positions ``start .. end-1``: ``(end-start, C)``."""
-        e = self.row_emb(self.pos_row[start:end]) + self.col_emb(self.pos_col[start:end])
+    def _pos(self, start, t: int) -> torch.Tensor:
+        """Position embeddings of the ``t`` codes predicted at positions ``start ..``: ``(t, C)`` (``start`` an int, or
+        a 0-d device tensor for the static cache)."""
+        at = start + torch.arange(t, device=self.pos_row.device) if torch.is_tensor(start) else slice(start, start + t)
+        e = self.row_emb(self.pos_row[at]) + self.col_emb(self.pos_col[at])
         if self.slot_emb is not None:
-            e = e + self.slot_emb(self.pos_slot[start:end])
+            e = e + self.slot_emb(self.pos_slot[at])
         return e
 
     def _start_tok(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
@@ -244,7 +250,7 @@ class TransformerPrior(nn.Module):
     def _run(self, x: torch.Tensor, pos: int, cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """Token embeddings ``x (B, T, C)`` of positions ``pos .. pos+T-1`` -> logits ``(B, T, K)``
         (``(B, 1, K)`` with ``last_only``: nanoGPT's inference shortcut, the head on the last position only)."""
-        x = self.drop(x + self._pos(pos, pos + x.shape[1]))
+        x = self.drop(x + self._pos(pos, x.shape[1]))
         for i, block in enumerate(self.blocks):
             x = block(x, None if cache is None else (cache.k[i], cache.v[i]), pos)
         if last_only:
@@ -282,12 +288,14 @@ class TransformerPrior(nn.Module):
 
     # -- incremental decoding (sampling, entropy coding) ----------------------------------------
 
-    def new_cache(self, batch: int) -> KVCache:
-        """An empty :class:`KVCache` for ``batch`` sequences on the model's device and dtype."""
+    def new_cache(self, batch: int, static: bool = False) -> KVCache:
+        """An empty :class:`KVCache` for ``batch`` sequences on the model's device and dtype; ``static``: its position
+        is a device tensor and every step attends over the whole cache (:func:`static_attention`), for CUDA graphs."""
         c = self.config
         w = self.wte.weight
         shape = (c.n_layer, batch, c.n_head, c.seq_len, c.n_embd // c.n_head)
-        return KVCache(torch.zeros(shape, device=w.device, dtype=w.dtype), torch.zeros(shape, device=w.device, dtype=w.dtype))
+        pos = torch.zeros((), dtype=torch.long, device=w.device) if static else 0
+        return KVCache(torch.zeros(shape, device=w.device, dtype=w.dtype), torch.zeros(shape, device=w.device, dtype=w.dtype), pos)
 
     @torch.no_grad()
     def start(self, cache: KVCache, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -315,8 +323,8 @@ class TransformerPrior(nn.Module):
         return self._step(cache, codes.long())
 
     def _start(self, cache: KVCache, labels: torch.Tensor | None) -> torch.Tensor:
-        logits = self._run(self._start_tok(labels, cache.batch), 0, cache)[:, 0]
-        cache.pos = 1
+        logits = self._run(self._start_tok(labels, cache.batch), cache.pos, cache)[:, 0]
+        cache.pos += 1  # in place for a static cache's tensor
         return logits
 
     def _step(self, cache: KVCache, codes: torch.Tensor) -> torch.Tensor:
@@ -335,6 +343,7 @@ class TransformerPrior(nn.Module):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
         guidance: float = 1.0,
+        static: bool | None = None,
     ) -> torch.Tensor:
         """Ancestral sampling of ``n`` code maps -> int64 ``(n, *code_shape)`` on the model's device.
 
@@ -343,7 +352,9 @@ class TransformerPrior(nn.Module):
         ``guidance`` = s != 1 (classifier-free guidance; a prior trained with ``label_dropout``): the logits are
         ``u + s (c - u)`` of the class's (c) and the "no class" start's (u), one batch of ``2n`` through the model.
         ``use_cache=False`` re-runs the whole prefix at every step (the baseline the
-        cache is measured against; same draws for the same ``generator`` state).
+        cache is measured against; same draws for the same ``generator`` state). ``static`` (default: on CUDA): the
+        static cache, its decoding step captured in a CUDA graph on CUDA (:mod:`vqvae.priors.decoding`), the draws
+        from a device generator seeded once from ``generator``; on the CPU the same draws as the sliced cache.
         Runs in eval mode (no dropout) and restores the previous mode.
         """
         c = self.config
@@ -359,15 +370,22 @@ class TransformerPrior(nn.Module):
         self.eval()
         try:
             seq = torch.zeros(m, c.seq_len, dtype=torch.long, device=device)
-            cache = self.new_cache(m) if use_cache else None
+            static = use_cache and (device.type == "cuda" if static is None else static)
+            cache = self.new_cache(m, static=static) if use_cache else None
             logits = self._start(cache, labels) if use_cache else self.prefix_logits(seq[:, :0], labels)
+            if static:
+                step = decoding.stepper(lambda z: self._step(cache, z), seq[:, 0], cache.pos, capture=device.type == "cuda")
+                generator = decoding.on_device(generator, device)
             for t in range(c.seq_len):
                 if guided:
                     logits = guide(logits, n, guidance)
                 seq[:n, t] = sample_from(logits, generator, **filters)
                 seq[n:, t] = seq[: m - n, t]  # the unconditional half follows the same codes
                 if t + 1 < c.seq_len:
-                    logits = self._step(cache, seq[:, t]) if use_cache else self.prefix_logits(seq[:, : t + 1], labels)
+                    if static:
+                        logits = step(seq[:, t])
+                    else:
+                        logits = self._step(cache, seq[:, t]) if use_cache else self.prefix_logits(seq[:, : t + 1], labels)
             seq = seq[:n]
         finally:
             self.train(was_training)
