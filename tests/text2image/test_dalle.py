@@ -43,12 +43,15 @@ def test_layer_patterns_and_loss_weights():
 
 
 def test_cached_generation_equals_recompute_with_and_without_guidance():
+    """The sliced KV cache, the static one (fixed shapes, a device-side position: what CUDA graphs capture) and
+    recomputing the prefix draw the same codes for a seed."""
     m = model()
     text, _ = batch(m, 2)
     for guidance in (1.0, 3.0):
         a = m.generate(text, guidance=guidance, generator=torch.Generator().manual_seed(5))
         b = m.generate(text, guidance=guidance, generator=torch.Generator().manual_seed(5), use_cache=False)
-        assert torch.equal(a, b) and a.shape == (2, 3, 4)
+        s = m.generate(text, guidance=guidance, generator=torch.Generator().manual_seed(5), static=True)  # the CUDA path's cache
+        assert torch.equal(a, b) and torch.equal(a, s) and a.shape == (2, 3, 4)
     assert not torch.equal(m.generate(text, guidance=3.0, generator=torch.Generator().manual_seed(5)),
                            m.generate(text, guidance=1.0, generator=torch.Generator().manual_seed(5)))
 
@@ -129,3 +132,22 @@ def test_image_log_prob_matches_step_by_step():
     m.config.caption_dropout = 1.0
     torch.testing.assert_close(m.image_log_prob(text, codes), lp)
     assert m.training
+
+
+def test_a_static_decoding_step_reads_nothing_back_and_traces_as_one_graph(monkeypatch):
+    from tests.core.test_sync_free import count_reads
+
+    m = model()
+    text, _ = batch(m, 2)
+    c = m.config
+    shape = (c.n_layer, 2, c.n_head, c.seq_len, c.n_embd // c.n_head)
+    cache = (torch.zeros(shape), torch.zeros(shape))
+    m._blocks(m._embed_text(text), 0, cache)
+    decode = m._static_decoder(cache, torch.zeros(2, 1, dtype=torch.long), capture=False)
+    with count_reads(monkeypatch) as seen:
+        for t in range(3):
+            logits = decode(torch.full((2, 1), t))
+    assert seen == {} and logits.shape == (2, c.image_vocab)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(decode)(torch.ones(2, 1, dtype=torch.long))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), [str(b.reason)[:200] for b in explained.break_reasons]

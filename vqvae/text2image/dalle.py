@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqvae.core.errors import require
+from vqvae.priors import decoding
 from vqvae.priors.sequence import guide, sample_from
 from vqvae.priors.transformer import Block, init_gpt_weights
 from vqvae.text2image.masks import PATTERNS, attention_mask
@@ -132,9 +133,10 @@ class Dalle(nn.Module):
     def _embed_text(self, text: torch.Tensor) -> torch.Tensor:
         return self.text_emb(text) + self.text_pos.weight[: text.shape[1]]
 
-    def _embed_image(self, codes: torch.Tensor, start: int) -> torch.Tensor:
-        """Codes ``(B, T)`` at image positions ``start .. start+T-1``."""
-        cells = slice(start, start + codes.shape[1])
+    def _embed_image(self, codes: torch.Tensor, start) -> torch.Tensor:
+        """Codes ``(B, T)`` at image positions ``start .. start+T-1`` (``start`` an int, or a 0-d device tensor)."""
+        t = codes.shape[1]
+        cells = start + torch.arange(t, device=codes.device) if torch.is_tensor(start) else slice(start, start + t)
         return self.image_emb(codes) + self.row_emb(self.cell_row[cells]) + self.col_emb(self.cell_col[cells])
 
     def _check(self, text: torch.Tensor, codes: torch.Tensor | None = None) -> None:
@@ -193,8 +195,12 @@ class Dalle(nn.Module):
     # -- sampling ----------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, text: torch.Tensor, guidance: float = 1.0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
-        """Image codes ``(B, h, w)`` for text ids ``(B, text_len)``; ``guidance`` != 1 mixes in the empty caption's logits."""
+                 generator: torch.Generator | None = None, use_cache: bool = True, static: bool | None = None) -> torch.Tensor:
+        """Image codes ``(B, h, w)`` for text ids ``(B, text_len)``; ``guidance`` != 1 mixes in the empty caption's logits.
+
+        ``static`` (default: on CUDA): the image tokens are decoded over a static cache, the step captured in a CUDA
+        graph on CUDA (:mod:`vqvae.priors.decoding`; draws from a device generator seeded once from ``generator``);
+        on the CPU it gives the same codes as the sliced cache."""
         self._check(text)
         c = self.config
         was = self.training
@@ -209,19 +215,40 @@ class Dalle(nn.Module):
             shape = (c.n_layer, n, c.n_head, c.seq_len, c.n_embd // c.n_head)
             cache = (torch.zeros(shape, device=w.device, dtype=w.dtype), torch.zeros(shape, device=w.device, dtype=w.dtype)) if use_cache else None
             h = self._blocks(self._embed_text(txt), 0, cache)[:, -1]
+            logits = self.image_head(h).float()
+            static = use_cache and (text.device.type == "cuda" if static is None else static)
+            if static:
+                decode = self._static_decoder(cache, txt.new_zeros(n, 1), text.device.type == "cuda")
+                generator = decoding.on_device(generator, text.device)
             for t in range(c.image_len):
-                logits = self.image_head(h).float()
                 if guided:
                     logits = guide(logits, b, guidance)
                 out[:, t] = sample_from(logits, generator, temperature=temperature, top_k=top_k, top_p=top_p)
                 if t + 1 == c.image_len:
                     break
                 step = out[:, t : t + 1].repeat(2, 1) if guided else out[:, t : t + 1]
-                if use_cache:
+                if static:
+                    logits = decode(step)
+                elif use_cache:
                     h = self._blocks(self._embed_image(step, t), c.text_len + t, cache)[:, -1]
+                    logits = self.image_head(h).float()
                 else:
                     prefix = out[:, : t + 1].repeat(2, 1) if guided else out[:, : t + 1]
                     h = self._blocks(torch.cat([self._embed_text(txt), self._embed_image(prefix, 0)], 1))[:, -1]
+                    logits = self.image_head(h).float()
         finally:
             self.train(was)
         return out.reshape(b, c.height, c.width)
+
+    def _static_decoder(self, cache, codes: torch.Tensor, capture: bool):
+        """``decode(codes (n, 1)) -> logits (n, K)`` of the next image token: the step over the static ``cache`` (its
+        position a device tensor after the caption), captured in a CUDA graph when ``capture``."""
+        c = self.config
+        pos = torch.full((), c.text_len, dtype=torch.long, device=codes.device)
+
+        def step(z):
+            h = self._blocks(self._embed_image(z, pos - c.text_len), pos, cache)[:, -1]
+            pos.add_(1)
+            return self.image_head(h).float()
+
+        return decoding.stepper(step, codes, pos, capture)
