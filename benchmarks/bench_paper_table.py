@@ -82,7 +82,7 @@ def table(args, out: Path) -> dict:
     width = [] if args.paper else [f"--model.hidden={args.width}", f"--model.res_hidden={args.width}"]
     common = [*width, *_threads(args), f"--train.batch_size={args.batch}", f"--train.lr={args.lr}", "--train.lr_schedule=cosine",
               "--train.warmup_steps=50", f"--train.eval_images={args.test_images}", "--train.eval_every=1000000",
-              "--train.final_eval_images=256"]  # the run's own final evaluation (eval.json); the table scores below
+              f"--train.final_eval_images={min(256, args.test_images)}"]  # the run's own (eval.json); the table scores below
     test = None
     rows, recons = {}, []
     for name, preset in TABLE:
@@ -103,7 +103,7 @@ def table(args, out: Path) -> dict:
 def collapse(args, out: Path) -> dict:
     common = [*_threads(args), f"--model.hidden={args.width}", f"--model.res_hidden={args.width}", "--model.decoder=pixelcnn", f"--train.batch_size={args.batch}",
               f"--train.lr={args.lr}", "--train.lr_schedule=cosine", "--train.warmup_steps=50", "--train.eval_images=256",
-              "--train.eval_every=1000000", "--train.final_eval_images=256", f"--model.iw_samples={args.iw_samples}",
+              "--train.eval_every=1000000", f"--train.final_eval_images={min(256, args.collapse_images)}", f"--model.iw_samples={args.iw_samples}",
               "--model.pixel_layers=6", "--model.pixel_channels=32"]
     one = ["--model.num_codebooks=1", "--model.embedding_dim=16"]  # one code per position of the 7 x 7 grid
     per_arch = {"vae": ["--model.latent_dim=16"], "vq": one, "vimco": one}
