@@ -131,7 +131,8 @@ def save_train_state(run_dir: Path, model, optimizer, step: int, extra: dict | N
             else:
                 scalars[f"{pid}/{k}"] = v
     tensors["rng/torch"] = torch.get_rng_state()
-    meta = {"step": step, "param_groups": opt["param_groups"], "optim_scalars": scalars, "extra": extra or {}}
+    groups = [{k: float(v) if torch.is_tensor(v) else v for k, v in g.items()} for g in opt["param_groups"]]  # a tensor lr
+    meta = {"step": step, "param_groups": groups, "optim_scalars": scalars, "extra": extra or {}}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng/cuda{i}"] = s

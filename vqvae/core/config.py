@@ -78,7 +78,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     amp: str = "none"  # "none", "bf16" or "fp16" (with dynamic loss scaling); the quantizer stays in fp32
-    compile: str = "none"  # torch.compile the encoder/decoder: none, default, reduce-overhead (CUDA graphs), max-autotune
+    compile: str = "none"  # torch.compile the whole training step: none, default, reduce-overhead (CUDA graphs), max-autotune
     channels_last: bool = False  # images: NHWC memory layout (faster convolutions under bf16 on GPUs)
     powersgd_rank: int = 0  # multi-process: PowerSGD gradient compression of this rank (0: off; DALL-E used it)
     threads: int = 0  # torch CPU threads; 0 = torch's default; -1 = the fastest, timed on the first steps (busy machines)

@@ -101,7 +101,8 @@ class Trainer:
         fused = self.device.type in ("cuda", "cpu")  # the fused Adam reads no step count back to the host
         opt_cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = opt_cls(self._trainable, lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
+        lr = torch.tensor(t.lr, device=self.device) if self._compiled_update is not None and fused else t.lr
+        self.optimizer = opt_cls(self._trainable, lr=lr, weight_decay=t.weight_decay, **({"fused": True} if fused else {}))
         self.train_x, self.train_y = _on(train_set.images, self.device), _on(train_set.labels, self.device)
         self.test_x, self.test_y = _on(test_set.images, self.device), _on(test_set.labels, self.device)
         self.sampler = BatchSampler(len(train_set), t.batch_size, t.seed)
@@ -116,6 +117,8 @@ class Trainer:
             remove_stale_temps(self.run_dir)  # torn writes of a killed run, even one killed before its first state
         if resume and (self.run_dir / checkpoint.STATE).is_file():
             self.step, extra = checkpoint.load_train_state(self.run_dir, self.model, self.optimizer)
+            for g in self.optimizer.param_groups:  # the state stores the learning rate as a number
+                g["lr"] = torch.tensor(float(g["lr"]), device=self.device) if torch.is_tensor(lr) else float(g["lr"])
             if extra.get("grad_scaler"):
                 self.scaler.load_state_dict(extra["grad_scaler"])
             self.elapsed_before = float(extra.get("elapsed_seconds", 0.0))
@@ -133,17 +136,24 @@ class Trainer:
         self.ddp = self._wrap_ddp() if self.distributed else None
 
     def _speed_up(self, t) -> None:
-        """GPU throughput options. ``channels_last`` stores image nets NHWC; ``compile`` compiles, in place
-        (``nn.Module.compile``, so checkpoint keys do not change), the modules the task names: the whole model,
-        or for tokenizers their encoder and decoder, leaving the quantizer eager (its k-means, bincounts and
-        restarts are data-dependent and would break graphs). ``reduce-overhead`` adds CUDA graphs where
-        shapes are static."""
+        """GPU throughput options. ``channels_last`` stores image nets NHWC. ``compile`` compiles the whole training
+        step, :meth:`update` (forward, loss, backward, the fused optimizer, the codebook's EMA update and restarts),
+        after the first steps (k-means initialisation runs eagerly); ``reduce-overhead`` puts its graphs in CUDA
+        graphs. The learning rate is then a device tensor the step reads, so a changing schedule recompiles nothing.
+        Logging steps (costlier logs) run eagerly. Under torchrun the modules the task names are compiled instead
+        (``nn.Module.compile``, so checkpoint keys do not change), leaving DDP's hooks and collectives eager."""
         self._channels_last = t.channels_last and self.task.images
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self._compiled_update = None
+        self._eager_steps = 1 + max((getattr(m, "kmeans_batches", 0) for m in self.model.modules()), default=0)
         if t.compile != "none":
-            for m in self.task.compile_targets(self.model):
-                m.compile(mode=None if t.compile == "default" else t.compile)
+            mode = None if t.compile == "default" else t.compile
+            if self.distributed:
+                for m in self.task.compile_targets(self.model):
+                    m.compile(mode=mode)
+            else:
+                self._compiled_update = torch.compile(self.update, mode=mode)
 
     def _wrap_ddp(self):
         """DistributedDataParallel over the model: gradients averaged over ranks; buffers are not
@@ -287,8 +297,12 @@ class Trainer:
             m.eval()
         lr = self.lr_at(self.planned_step())
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        logs = self.update(x, y, detail)
+            if torch.is_tensor(g["lr"]):
+                g["lr"].fill_(lr)  # a device write: no sync, and the compiled step reads it
+            else:
+                g["lr"] = lr
+        compiled = self._compiled_update is not None and not detail and self.step >= self._eager_steps
+        logs = (self._compiled_update if compiled else self.update)(x, y, detail)
         self.step += 1
         return {**logs, "lr": lr}
 
