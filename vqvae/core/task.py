@@ -64,6 +64,11 @@ class Task:
         """The modules ``train.compile`` compiles in place: the whole model unless the family says otherwise."""
         return [model]
 
+    def grad_scaler(self, model: nn.Module, device: torch.device, enabled: bool):
+        """The gradient scaler of fp16 training (``enabled``): one dynamic loss scale unless the family keeps more
+        (DALL-E: one per resblock, :class:`vqvae.core.amp.BlockGradScaler`)."""
+        return torch.amp.GradScaler(device.type, enabled=enabled)
+
     def report(self, run_dir: Path, model, test_set, final: dict) -> str:
         """Write a finished run's pictures into ``run_dir``; return its one-line summary."""
         return f"step {final['step']}: " + ", ".join(f"test {k} {v:.4g}" for k, v in final.items() if k in ("accuracy", "loss"))

@@ -110,7 +110,7 @@ class Trainer:
         self.elapsed_before, self._started = 0.0, None  # seconds trained by earlier invocations; this one's start
         self.best_eval: dict = {}
         # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not.
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
+        self.scaler = self.task.grad_scaler(self.model, self.device, t.amp == "fp16")
         if dist.is_main():  # the one process that writes the run directory
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume and dist.is_main():

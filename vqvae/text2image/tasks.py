@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vqvae.core.amp import BlockGradScaler
 from vqvae.core.errors import DataError, VQVAEError
 from vqvae.core.task import Task, raw, with_reconstructions
 from vqvae.data import scenes
@@ -86,6 +87,11 @@ class DalleTask(Task):
             raise VQVAEError(f"image codes of {train_set.name} must lie in [0, {m.image_vocab}), got [{int(codes.min())}, {int(codes.max())}]")
         if text is None or text.ndim != 2 or (text.numel() and (int(text.min()) < 0 or int(text.max()) >= m.text_vocab)):
             raise VQVAEError(f"text ids of {train_set.name} must be (N, {m.text_len}) in [0, {m.text_vocab})")
+
+    def grad_scaler(self, model, device, enabled):
+        """DALL-E's per-resblock gradient scaling for fp16 (its section 2.4): one scale per transformer block."""
+        pre = [p for m in (model.text_emb, model.text_pos, model.image_emb, model.row_emb, model.col_emb) for p in m.parameters()]
+        return BlockGradScaler(model, model.blocks, pre, device, enabled=enabled)
 
     def step(self, model, x, y, detail):
         out = model(y, x)
