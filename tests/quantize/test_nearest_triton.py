@@ -218,3 +218,13 @@ def test_module_imports_and_refuses_without_triton(monkeypatch):
     assert not mod.supported(x, e)
     with pytest.raises(RuntimeError):
         mod.nearest_code_triton(x, e)
+
+
+def test_default_precision_is_tf32x3_only_where_tf32_exists(monkeypatch):
+    monkeypatch.delenv("VQVAE_NEAREST_PRECISION", raising=False)
+    assert nt.default_precision(torch.device("cpu")) == "ieee"
+    monkeypatch.setenv("VQVAE_NEAREST_PRECISION", "tf32x3")
+    assert nt.default_precision(torch.device("cpu")) == "tf32x3"
+    monkeypatch.setenv("VQVAE_NEAREST_PRECISION", "fast")
+    with pytest.raises(ValueError, match="VQVAE_NEAREST_PRECISION must be one of"):
+        nt.default_precision(torch.device("cpu"))
