@@ -67,13 +67,12 @@ def main(argv=None) -> int:
     n_train = scenes.parse_name(cfg.data.name)
     rep = {"run": args.run, "reader": args.reader, "device": device_label(), "date": time.strftime("%Y-%m-%d"),
            "parameters": sum(p.numel() for p in model.parameters()), "data": cfg.data.name,
-           "train_steps": json.loads((Path(args.run) / "eval.json").read_text()).get("step"),
-           "test_image_nll": json.loads((Path(args.run) / "eval.json").read_text()).get("image_loss")}
+           "train_steps": _eval(args.run).get("step"), "test_image_nll": _eval(args.run).get("image_loss")}
     rep["candidates"] = args.candidates
     if args.clip:
         ccfg = checkpoint.load_config(args.clip)
         rep["clip"] = {"run": args.clip, "data": ccfg.data.name, "reconstructions_from": ccfg.data.reconstructions_from,
-                       **json.loads((Path(args.clip) / "eval.json").read_text())}
+                       **_eval(args.clip)}
     rep["reader_steps"] = [reader_steps(r) for r in args.reader]
     rep["reader_reconstructions_from"] = checkpoint.load_config(args.reader[0]).data.reconstructions_from
     rep["ceilings"] = {split: dalle_eval.ceilings(reader, tok, n_train, split) for split in ("heldout", "test")}
@@ -109,6 +108,12 @@ def main(argv=None) -> int:
     if args.update_md:
         replace_section(Path(args.update_md), "dalle", markdown(rep, args))
     return 0
+
+
+def _eval(run) -> dict:
+    """A run's final evaluation (``eval.json``); {} for a shipped zoo part, which keeps only its config and weights."""
+    path = Path(run) / "eval.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def settings(args) -> dict[str, tuple[float, float]]:
@@ -175,7 +180,7 @@ def markdown(rep: dict, args) -> str:
                   f"picks the right caption for {k['accuracy']:.1%} of images among {k['batch']}."]
     s = rep["speed_images_per_s"]
     lines += ["", f"Sampling speed (16 captions, codes only): {s['kv_cache']:.1f} images/s with the KV cache, {s['no_cache']:.1f} without: "
-              f"**{s['ratio']:.1f}×**. Grid of held-out prompts at {rep['best_guidance']} (green: faithful): `docs/dalle/grid.png`."]
+              f"**{s['ratio']:.1f}×**. Grid of held-out prompts at {rep['best_guidance']} (green: faithful): `{args.grid}`."]
     return "\n".join(lines)
 
 
