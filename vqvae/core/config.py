@@ -42,6 +42,7 @@ class DataConfig:
     sample_rate: int = 8000  # clips are resampled to this rate
     clip_length: int = 8192  # samples per clip (centre-cropped or zero-padded)
     trim: bool = True  # trim leading/trailing silence
+    scenario: str = "my_way_home"  # doom: the ViZDoom scenario the episodes are played in
     label: str = "speaker"  # what labels are: "speaker" or "digit" (FSDD); "attributes" for the scenes (the scene reader's)
     reconstructions_from: str = ""  # classifiers (scene reader, audio), CLIP: a tokenizer run; train on its reconstructions of the
     #                                 training split too, so the classifier reads decoded (generated, converted) data

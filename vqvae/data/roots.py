@@ -14,7 +14,7 @@ from pathlib import Path
 DATA_ENV = "VQVAE_DATA"
 SPLITS = ("train", "test")
 # Every dataset name the CLI takes (the README's Data table), for the errors that list them.
-DATASET_NAMES = ("mnist", "fashion-mnist", "cifar10", "cifar10-subset", "scenes", "scenes:N", "fsdd", "coco-mini")
+DATASET_NAMES = ("mnist", "fashion-mnist", "cifar10", "cifar10-subset", "scenes", "scenes:N", "fsdd", "coco-mini", "doom", "doom:N")
 ROOTS_HELP = ("folder holding the datasets (default: the first of $VQVAE_DATA, ./data, ../shared/data, the repository's "
               "../shared/data and ~/.cache/vqvae/data that has it)")
 
