@@ -7,9 +7,9 @@
 * actions: the button pressed after each frame, one of :data:`ACTIONS` (held for :data:`FRAME_SKIP` game tics);
 * game variables: the player's POSITION_X, POSITION_Y and ANGLE (degrees) at each frame.
 
-The exploration policy (:func:`explore`) draws an action, forward-biased, and holds it for 1-8 steps, and turns away
-when the player has not moved for a few steps (stuck on a wall): it wanders through the maze's rooms rather than
-staying in the first one. Episode ``i`` is seeded by ``i`` (the game's seed and the policy's), so replaying the same
+The exploration policy (:func:`explore`) draws an action, forward-biased, runs forward for 4-12 steps or turns and
+strafes for 1-6, and turns away when the player has not moved for a few steps (stuck on a wall), so that it wanders
+through the maze's rooms rather than spinning in the first one. Episode ``i`` is seeded by ``i`` (the game's seed and the policy's), so replaying the same
 episode gives the same frames, actions and variables. Every tenth episode (0, 10, ...) is the test split.
 
 Generation shows progress and is resumable: each episode is one ``.npz`` file, written atomically, and episodes
@@ -34,7 +34,7 @@ from vqvae.data.roots import data_roots
 
 ACTIONS = ("L", "R", "F", "SL", "SR")  # TURN_LEFT, TURN_RIGHT, MOVE_FORWARD, MOVE_LEFT, MOVE_RIGHT
 BUTTONS = ("TURN_LEFT", "TURN_RIGHT", "MOVE_FORWARD", "MOVE_LEFT", "MOVE_RIGHT")
-POLICY_P = (0.2, 0.2, 0.45, 0.075, 0.075)  # the exploration policy's action probabilities (forward-biased)
+POLICY_P = (0.12, 0.12, 0.66, 0.05, 0.05)  # the exploration policy's action probabilities (forward-biased)
 VARIABLES = ("POSITION_X", "POSITION_Y", "ANGLE")
 FRAME = 84
 FRAME_SKIP = 4  # game tics per action (the frames are 4 tics apart)
@@ -81,11 +81,13 @@ def scenarios() -> list[str]:
 
 
 def explore(rng: np.random.Generator, moved: list[float]):
-    """The exploration policy's next run of actions: ``(action, repeats)``. ``moved``: the distances the player
-    covered over its last steps; stuck (barely moving for 3 steps) it turns for 3-8 steps."""
+    """The exploration policy's next run of actions: ``(action, repeats)``: forward runs of 4-12 steps, turns and
+    strafes of 1-6; ``moved``: the distances the player covered over its last steps, and stuck (barely moving for 3
+    steps) it turns for 4-10 steps. Over 200 steps it visits about twice the ground of uniform 1-8 step holds."""
     if len(moved) >= 3 and max(moved[-3:]) < 1.0:
-        return int(rng.integers(0, 2)), int(rng.integers(3, 9))
-    return int(rng.choice(len(ACTIONS), p=POLICY_P)), int(rng.integers(1, 9))
+        return int(rng.integers(0, 2)), int(rng.integers(4, 11))
+    a = int(rng.choice(len(ACTIONS), p=POLICY_P))
+    return a, int(rng.integers(4, 13)) if ACTIONS[a] == "F" else int(rng.integers(1, 7))
 
 
 def resize(frame: np.ndarray) -> np.ndarray:
