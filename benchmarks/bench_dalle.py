@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.mdsection import device_label, replace_section  # noqa: E402
-from vqvae.core import checkpoint
+from vqvae.core import checkpoint, zoo
 from vqvae.text2image import evaluate as dalle_eval
 from vqvae.text2image import loading
 from vqvae.text2image import plots as t2i_plots
@@ -61,6 +61,9 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", default="docs/dalle/grid.png")
     ap.add_argument("--update-md")
     args = ap.parse_args(argv)
+    args.shown = f"--run {args.run} --reader {' '.join(args.reader)}" + (f" --clip {args.clip}" if args.clip else "")  # as typed
+    args.run, args.clip = str(zoo.resolve(args.run)), args.clip and str(zoo.resolve(args.clip))  # zoo:NAME[/PART] too
+    args.reader = [str(zoo.resolve(r)) for r in args.reader]
     cfg, model, text, tok = load_dalle(args.run)
     reader = loading.load_reader(args.reader)
     clip = loading.load_clip(args.clip) if args.clip else None
@@ -153,11 +156,13 @@ def reader_text(rep: dict) -> str:
 def markdown(rep: dict, args) -> str:
     c = rep["ceilings"]
     lines = [f"### Prompt faithfulness on the captioned scenes ({rep['date']}, {rep['device']})", "",
-             f"`python benchmarks/bench_dalle.py --run {args.run} --reader {' '.join(args.reader)} --prompts {args.prompts} --per-prompt {args.per_prompt} "
+             f"`python benchmarks/bench_dalle.py {args.shown} --prompts {args.prompts} --per-prompt {args.per_prompt} "
              f"--guidance {' '.join(f'{g:g}' for g in args.guidance)} --temperature {' '.join(f'{t:g}' for t in args.temperature)} "
-             + (f"--candidates {args.candidates} " if args.candidates > 1 else "") + (f"--clip {args.clip} " if args.clip else "") + "--update-md BENCHMARKS.md`", "",
-             f"Transformer: {rep['parameters'] / 1e6:.2f} M parameters, {rep['train_steps']} steps on {rep['data']}; test image NLL "
-             f"{rep['test_image_nll']:.3f} nats/code. A sample is faithful when the scene reader finds its caption's layout and both objects' "
+             + (f"--candidates {args.candidates} " if args.candidates > 1 else "")
+             + (f"--grid {args.grid} " if args.grid != "docs/dalle/grid.png" else "") + f"--update-md {Path(args.update_md).name}`", "",
+             f"Transformer: {rep['parameters'] / 1e6:.2f} M parameters, {rep['train_steps'] or 'its'} steps on {rep['data']}"
+             + (f"; test image NLL {rep['test_image_nll']:.3f} nats/code" if rep["test_image_nll"] is not None else "")
+             + ". A sample is faithful when the scene reader finds its caption's layout and both objects' "
              "class, colour and size. Held-out: every caption names a colour-class pair the transformer and the tokenizer never saw in "
              "training. " + reader_text(rep), "",
              "| | held-out | seen (test) |", "|---|---|---|",
@@ -175,9 +180,10 @@ def markdown(rep: dict, args) -> str:
     if rep.get("clip"):
         k = rep["clip"]
         rec = f" and the tokenizer {k['reconstructions_from']}'s reconstructions of them" if k["reconstructions_from"] else ""
-        lines += ["", f"Reranker: the CLIP `{k['run']}` (`vqvae clip train`, {k['step']} steps on the train split of {k['data']}{rec}: "
-                  "seen colour-class pairs only, like the transformer; the scene reader plays no part in ranking). On test scenes it "
-                  f"picks the right caption for {k['accuracy']:.1%} of images among {k['batch']}."]
+        trained = f"{k['step']} steps on " if "step" in k else ""
+        picks = f" On test scenes it picks the right caption for {k['accuracy']:.1%} of images among {k['batch']}." if "accuracy" in k else ""
+        lines += ["", f"Reranker: the CLIP `{k['run']}` (`vqvae clip train`, {trained}the train split of {k['data']}{rec}: "
+                  "seen colour-class pairs only, like the transformer; the scene reader plays no part in ranking)." + picks]
     s = rep["speed_images_per_s"]
     lines += ["", f"Sampling speed (16 captions, codes only): {s['kv_cache']:.1f} images/s with the KV cache, {s['no_cache']:.1f} without: "
               f"**{s['ratio']:.1f}×**. Grid of held-out prompts at {rep['best_guidance']} (green: faithful): `{args.grid}`."]
