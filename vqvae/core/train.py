@@ -307,9 +307,11 @@ class Trainer:
         return {**logs, "lr": lr}
 
     def update(self, x: torch.Tensor, y: torch.Tensor | None, detail: bool = False) -> dict:
-        """The step's tensor work, which dynamo traces whole (0 graph breaks; tested): forward and loss, the
-        finite-loss flag, backward, clipping, the optimizer, and the codebook's EMA update and restarts inside the
-        forward. Host-side bookkeeping (the learning rate, the step count) stays in :meth:`train_step`."""
+        """The step's tensor work, what ``train.compile`` compiles: forward and loss (with the codebook's EMA update
+        and restarts inside the forward: one dynamo graph, tested), the finite-loss flag, backward, clipping and the
+        optimizer (their own graphs: dynamo does not trace ``backward()``, and ``Optimizer.step`` breaks the graph on
+        purpose). Nothing in it reads the device back. Host-side bookkeeping (the learning rate, the step count)
+        stays in :meth:`train_step`."""
         with self._autocast():
             loss, extra = self.task.step(self.ddp or self.model, x, y, detail)
         bad = ~torch.isfinite(loss.detach()) & (self._bad_step < 0)
