@@ -255,3 +255,14 @@ def test_real_fsdd():
     assert rate == 8000 and notes == [] and x.shape == (2384,)
     i = tr.files.index("0_george_5.wav")
     assert tr.lengths[i] <= read_wav(FSDD / "0_george_5.wav")[0].size
+
+
+def test_nan_or_infinite_samples_are_refused(tmp_path):
+    """A float WAV holding NaN or infinite samples is one line naming how many, not a silently written output."""
+    from scipy.io import wavfile
+
+    x = np.zeros(800, np.float32)
+    x[[3, 500]] = [np.nan, np.inf]
+    wavfile.write(tmp_path / "nan.wav", 8000, x)
+    with pytest.raises(DataError, match=r"2 of its 800 samples are NaN or infinite; expected finite audio"):
+        read_wav(tmp_path / "nan.wav")

@@ -256,3 +256,16 @@ def test_the_full_cifar10_rebuilds_the_official_records():
         assert hashlib.md5(as_records(x, y)).hexdigest() == md5[name], name
     assert len(load_images("cifar10", "test", root=str(SHARED))) == 10000
     assert len(load_images("cifar10-subset", "test", root=str(SHARED))) == 1017
+
+
+def test_a_decompression_bomb_is_a_one_line_refusal(tmp_path, monkeypatch):
+    """An image declaring far more pixels than Pillow's limit: refused before decoding, in one line (it was a
+    traceback). The limit is lowered here so that a small file declares 'too many' pixels."""
+    from PIL import Image
+
+    from vqvae.data.images import read_image
+
+    Image.new("L", (300, 300)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # 300 x 300 = 90 000 > 2 x the limit: an error in Pillow
+    with pytest.raises(DataError, match=r"big.png: refused, a possible decompression bomb .*images up to 20,000 pixels"):
+        read_image(tmp_path / "big.png")

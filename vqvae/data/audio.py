@@ -90,6 +90,9 @@ def read_wav(path: str | os.PathLike, sample_rate: int | None = None, min_sample
         x = _to_float(a, p)
     if x.size == 0:
         raise DataError(f"{p}: empty WAV file (no samples); expected at least {min_samples} samples")
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise DataError(f"{p}: {bad} of its {x.size} samples are NaN or infinite; expected finite audio")
     if sample_rate and rate != sample_rate:
         g = math.gcd(int(sample_rate), int(rate))
         x = resample_poly(x, sample_rate // g, rate // g)

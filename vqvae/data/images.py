@@ -207,6 +207,9 @@ def open_image(path: Path) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return im
+    except Image.DecompressionBombError as e:  # declared far larger than its bytes: refused before decoding
+        raise DataError(f"{path}: refused, a possible decompression bomb ({e}); images up to "
+                        f"{Image.MAX_IMAGE_PIXELS:,} pixels are read") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
 
