@@ -102,3 +102,19 @@ def test_the_forward_and_loss_trace_as_one_graph(tmp_path, name):
     torch._dynamo.reset()
     explained = torch._dynamo.explain(lambda x, y: tr.task.step(tr.model, x, y, False))(x, y)
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), [str(b.reason)[:200] for b in explained.break_reasons]
+
+
+def test_out_of_range_training_ids_are_refused_once_when_prepared(tmp_path):
+    """The steps skip the range check, so the task checks the whole training set when it prepares it."""
+    from vqvae.core.errors import VQVAEError
+
+    arch, model, data, _ = CASES["transformer"]
+    bad = TensorSet(torch.full((8, 4, 4), 8), torch.zeros(8, dtype=torch.long), None, "codes")  # K = 8: 8 is out of range
+    cfg = build({"arch": arch, "model": model, "train": {"steps": 1, "batch_size": 4}})
+    with pytest.raises(VQVAEError, match=r"codes of codes must lie in \[0, 8\), got \[8, 8\]"):
+        Trainer(cfg, tmp_path / "p", bad, bad, progress=False)
+    arch, model, _, _ = CASES["dalle"]
+    bad_text = TensorSet(torch.zeros(8, 4, 4, dtype=torch.long), torch.full((8, 4), 20), None, "captions")
+    cfg = build({"arch": arch, "model": model, "train": {"steps": 1, "batch_size": 4}})
+    with pytest.raises(VQVAEError, match=r"text ids of captions must lie in \[0, 20\)"):
+        Trainer(cfg, tmp_path / "d", bad_text, bad_text, progress=False)

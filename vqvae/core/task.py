@@ -127,3 +127,10 @@ def tokenizer_task(arch: str, what: str) -> TokenizerTask:
 def load_split(cfg, split: str, root: str | None = None, progress: bool = True) -> TensorSet:
     """The ``split`` of a run's data, as the task of its arch reads it."""
     return registry.task_for(cfg.arch).load_split(cfg, split, root, progress)
+
+
+def check_ids(ids: torch.Tensor, high: int, what: str) -> None:
+    """A one-line error unless every id of a training set lies in ``[0, high)``: checked once when a task prepares
+    its data, so that the models skip the check in their training steps (it reads the data back to the host)."""
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= high):
+        raise VQVAEError(f"{what} must lie in [0, {high}), got [{int(ids.min())}, {int(ids.max())}]")

@@ -11,7 +11,7 @@ import math
 import torch
 
 from vqvae.core.errors import VQVAEError
-from vqvae.core.task import Task, raw
+from vqvae.core.task import Task, check_ids, raw
 from vqvae.priors.pixelcnn import PixelCNNPrior
 from vqvae.priors.transformer import TransformerPrior
 from vqvae.registry import Arch, register
@@ -33,10 +33,9 @@ class PriorTask(Task):
         if m.num_classes and train_set.labels is None:
             raise VQVAEError(f"a class-conditional prior needs labels, and {train_set.name} has none")
         codes, labels = train_set.images, train_set.labels
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= m.codebook_size):  # once, so the steps need not
-            raise VQVAEError(f"codes of {train_set.name} must lie in [0, {m.codebook_size}), got [{int(codes.min())}, {int(codes.max())}]")
-        if m.num_classes and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= m.num_classes):
-            raise VQVAEError(f"labels of {train_set.name} must lie in [0, {m.num_classes}), got [{int(labels.min())}, {int(labels.max())}]")
+        check_ids(codes, m.codebook_size, f"codes of {train_set.name}")  # once, so the steps need not
+        if m.num_classes:
+            check_ids(labels, m.num_classes, f"labels of {train_set.name}")
 
     @staticmethod
     def _labels(model, y):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from vqvae.core.amp import BlockGradScaler
 from vqvae.core.errors import DataError, VQVAEError
-from vqvae.core.task import Task, raw, with_reconstructions
+from vqvae.core.task import Task, check_ids, raw, with_reconstructions
 from vqvae.data import scenes
 from vqvae.data.scenes import HEADS
 from vqvae.data.sets import ImageSet
@@ -83,10 +83,10 @@ class DalleTask(Task):
     def prepare(self, cfg, train_set) -> None:
         """The ids' range, checked once here so that the training steps need not (see ``Dalle._check``)."""
         m, codes, text = cfg.model, train_set.images, train_set.labels
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= m.image_vocab):
-            raise VQVAEError(f"image codes of {train_set.name} must lie in [0, {m.image_vocab}), got [{int(codes.min())}, {int(codes.max())}]")
-        if text is None or text.ndim != 2 or (text.numel() and (int(text.min()) < 0 or int(text.max()) >= m.text_vocab)):
+        check_ids(codes, m.image_vocab, f"image codes of {train_set.name}")
+        if text is None or text.ndim != 2:
             raise VQVAEError(f"text ids of {train_set.name} must be (N, {m.text_len}) in [0, {m.text_vocab})")
+        check_ids(text, m.text_vocab, f"text ids of {train_set.name}")
 
     def grad_scaler(self, model, device, enabled):
         """DALL-E's per-resblock gradient scaling for fp16 (its section 2.4): one scale per transformer block."""
