@@ -8,8 +8,8 @@
 * game variables: the player's POSITION_X, POSITION_Y and ANGLE (degrees) at each frame.
 
 The exploration policy (:func:`explore`) draws an action, forward-biased, runs forward for 4-12 steps or turns and
-strafes for 1-6, and turns away when the player has not moved for a few steps (stuck on a wall), so that it wanders
-through the maze's rooms rather than spinning in the first one. Episode ``i`` is seeded by ``i`` (the game's seed and the policy's), so replaying the same
+strafes for 1-6, and turns away for 4-10 steps when two moves in a row went nowhere (blocked by a wall), so that it
+wanders through the maze's rooms rather than pressing against the first wall. Episode ``i`` is seeded by ``i`` (the game's seed and the policy's), so replaying the same
 episode gives the same frames, actions and variables. Every tenth episode (0, 10, ...) is the test split.
 
 Generation shows progress and is resumable: each episode is one ``.npz`` file, written atomically, and episodes
@@ -80,14 +80,17 @@ def scenarios() -> list[str]:
     return sorted(p[:-4] for p in os.listdir(vzd.scenarios_path) if p.endswith(".cfg"))
 
 
-def explore(rng: np.random.Generator, moved: list[float]):
+def explore(rng: np.random.Generator, blocked: bool = False):
     """The exploration policy's next run of actions: ``(action, repeats)``: forward runs of 4-12 steps, turns and
-    strafes of 1-6; ``moved``: the distances the player covered over its last steps, and stuck (barely moving for 3
-    steps) it turns for 4-10 steps. Over 200 steps it visits about twice the ground of uniform 1-8 step holds."""
-    if len(moved) >= 3 and max(moved[-3:]) < 1.0:
+    strafes of 1-6; ``blocked`` (the current move went nowhere twice in a row) turns for 4-10 steps. Turning does
+    not count as being stuck: only a move that went nowhere does (an earlier rule counted turns and spun in place)."""
+    if blocked:
         return int(rng.integers(0, 2)), int(rng.integers(4, 11))
     a = int(rng.choice(len(ACTIONS), p=POLICY_P))
     return a, int(rng.integers(4, 13)) if ACTIONS[a] == "F" else int(rng.integers(1, 7))
+
+
+MOVES = {ACTIONS.index(a) for a in ("F", "SL", "SR")}
 
 
 def resize(frame: np.ndarray) -> np.ndarray:
@@ -117,7 +120,8 @@ def play(scenario: str, episode: int, steps: int = STEPS) -> dict[str, np.ndarra
     frames, actions, variables, moved = [], [], [], []
     try:
         game.new_episode()
-        action, hold = explore(rng, moved)
+        action, hold = explore(rng)
+        run = 0  # steps taken in the current run of ``action``
         while len(frames) < steps:
             if game.is_episode_finished():
                 game.new_episode()
@@ -126,10 +130,13 @@ def play(scenario: str, episode: int, steps: int = STEPS) -> dict[str, np.ndarra
             variables.append(np.asarray(state.game_variables, dtype=np.float32))
             if len(variables) > 1:
                 moved.append(float(np.hypot(*(variables[-1][:2] - variables[-2][:2]))))
-            if hold == 0:
-                action, hold = explore(rng, moved)
+            blocked = action in MOVES and run >= 2 and max(moved[-2:]) < 1.0
+            if hold == 0 or blocked:
+                action, hold = explore(rng, blocked)
+                run = 0
             actions.append(action)
             hold -= 1
+            run += 1
             game.make_action([int(i == action) for i in range(len(ACTIONS))], FRAME_SKIP)
     finally:
         game.close()
@@ -163,7 +170,7 @@ def episodes(n: int, split: str, scenario: str = DEFAULT_SCENARIO, root: str | N
     missing = [i for i in wanted if not (folder / f"ep{i:05d}.npz").is_file()]
     for i in tqdm(missing, desc=f"generating {scenario} episodes", disable=not progress or not missing):
         buf = io.BytesIO()
-        np.savez(buf, **play(scenario, i, steps))
+        np.savez_compressed(buf, **play(scenario, i, steps))
         atomic_write(folder / f"ep{i:05d}.npz", buf.getvalue())  # a killed run leaves whole episodes only
     eps = [np.load(folder / f"ep{i:05d}.npz") for i in wanted]
     if not eps:
