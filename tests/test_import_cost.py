@@ -18,7 +18,7 @@ from PIL import Image
 from tests.helpers import tiny_codec_run
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILIES = ("image", "scoring", "priors", "audio", "text2image", "codec", "serve", "baselines")
+FAMILIES = ("image", "scoring", "priors", "audio", "text2image", "codec", "serve", "baselines", "world")
 
 
 def _modules_after(argv: list[str], cwd: Path) -> list[str]:

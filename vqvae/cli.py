@@ -24,7 +24,7 @@ from vqvae.data.roots import ROOTS_HELP
 REGISTRARS = {"core": "vqvae.core.commands", "image": "vqvae.image.commands", "scoring": "vqvae.scoring.commands",
               "priors": "vqvae.priors.commands", "text2image": "vqvae.text2image.commands", "audio": "vqvae.audio.commands",
               "codec": "vqvae.codec.commands", "serve": "vqvae.serve.commands",
-              "baselines": "vqvae.baselines.commands"}
+              "baselines": "vqvae.baselines.commands", "world": "vqvae.world.commands"}
 # The top-level commands that one of them owns (tests/test_architecture.py checks this against what each registers);
 # eval, reconstruct, encode and decode are served by several.
 COMMANDS = {"train": "core", "dvae": "image", "classifier": "scoring", "prior": "priors", "sample": "priors", "demo": "priors",

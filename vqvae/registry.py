@@ -33,9 +33,10 @@ INDEX = {
     "vae": "vqvae.baselines.tasks",
     "vimco": "vqvae.baselines.tasks",
     "vq": "vqvae.baselines.tasks",
+    "stage2": "vqvae.world.tasks",
 }
 
-KINDS = ("tokenizer", "prior", "classifier", "text2image", "baseline")
+KINDS = ("tokenizer", "prior", "classifier", "text2image", "baseline", "world")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class Arch:
     ``baseline`` (a latent-variable model judged by its bound: the paper's VAE and VIMCO).
     trained_by: the command that trains it, when that is not ``vqvae train`` (said when ``vqvae train``
     is given its preset). reads_reconstructions: it may train on a tokenizer's reconstructions too
-    (``data.reconstructions_from``).
+    (``data.reconstructions_from``). code_recipe: for a model trained on a tokenizer's codes by
+    ``vqvae train --tokenizer RUN --config PRESET``, its :class:`vqvae.core.runs.Recipe` class, built as
+    ``code_recipe(run_args, tokenizer, config)``. Kind ``world``: the first-person world models (the second stage).
     """
 
     name: str
@@ -57,6 +60,7 @@ class Arch:
     kind: str
     trained_by: str = "vqvae train"
     reads_reconstructions: bool = False
+    code_recipe: type | None = None
 
     @property
     def config_cls(self) -> type:

@@ -40,6 +40,23 @@ def test_the_pixel_decoder_sees_only_earlier_pixels_and_the_latents():
     assert s1.dtype == torch.uint8 and s1.shape == (2, 1, 6, 6) and torch.equal(s1, s2)
 
 
+@torch.no_grad()
+def test_sampling_stops_each_pass_at_the_current_row_and_draws_what_full_passes_draw():
+    """The sampler's passes over rows 0..i only (the oracle: a full-map pass per position, as before)."""
+    torch.manual_seed(1)
+    dec = PixelDecoder(cond_channels=3, channels=8, layers=3, values=11).eval()
+    feats = torch.randn(2, 3, 5, 4)
+    g = torch.Generator().manual_seed(5)
+    fast = dec.sample_values(feats, g, temperature=0.7)
+    g.manual_seed(5)
+    x = torch.zeros(2, 1, 5, 4, dtype=torch.long)
+    for i in range(5):
+        for j in range(4):
+            probs = (dec.logits(x, feats)[:, 0, :, i, j] / 0.7).softmax(-1)
+            x[:, 0, i, j] = torch.multinomial(probs, 1, generator=g)[:, 0]
+    assert fast.dtype == torch.long and int(fast.max()) < 11 and torch.equal(fast, x)
+
+
 def test_a_decoder_that_ignores_the_latents_draws_no_information_from_them(tmp_path):
     torch.manual_seed(0)
     model = GaussianVAE(GaussianVAEConfig(**NET, latent_dim=2))

@@ -122,7 +122,8 @@ def register(sub, shared=None) -> None:
     """The family-agnostic command: ``vqvae train`` (whatever model the preset or config names)."""
     t = sub.add_parser("train", help="train a model on a dataset (a tokenizer by default); extra --section.key=value flags override the config",
                        epilog="Overrides: --train.lr=3e-4 --model.codebook_size=1024 --data.image_size=64 ...")
-    t.add_argument("--data", help="dataset name (mnist, fashion-mnist, cifar10, scenes[:N], fsdd), a folder of images or wavs, or a .npy file")
+    t.add_argument("--data", help="dataset name (mnist, fashion-mnist, cifar10, scenes[:N], doom[:N], fsdd), a folder of images or wavs, or a .npy file")
+    t.add_argument("--tokenizer", help="a tokenizer's run directory, for a model trained on its codes (--config doom-stage2)")
     add_run_options(t)
     t.set_defaults(func=handler("vqvae.core.handlers", "train"))
 

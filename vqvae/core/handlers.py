@@ -10,7 +10,7 @@ import numpy as np
 
 from vqvae.core import checkpoint, zoo, zoo_build
 from vqvae.core.errors import VQVAEError
-from vqvae.core.runs import DatasetRecipe, RunArgs, train as train_run
+from vqvae.core.runs import DatasetRecipe, RunArgs, code_recipe, train as train_run
 from vqvae.core.task import tokenizer_task
 from vqvae.data.sets import ImageSet
 
@@ -22,6 +22,8 @@ def run_args(args: argparse.Namespace) -> RunArgs:
 
 
 def train(args: argparse.Namespace) -> dict:
+    if args.tokenizer:  # a model over a tokenizer's codes (the world family's second stage)
+        return train_run(code_recipe(run_args(args), args.tokenizer, args.config, args.data))
     return train_run(DatasetRecipe(run_args(args), args.data, args.config))
 
 

@@ -123,6 +123,21 @@ def save_curves(run_dir: Path, arch: str) -> None:
         plots.save_loss_curves(metrics, Path(run_dir) / "loss_curves.png", registry.task_for(arch).curves)
 
 
+def code_recipe(args: RunArgs, tokenizer: str, config: str | None, data: str | None) -> Recipe:
+    """``vqvae train --tokenizer RUN --config PRESET``: the recipe of the preset's arch, a model trained on the
+    tokenizer's codes (:attr:`vqvae.registry.Arch.code_recipe`), or a one-line error."""
+    ours = [a for a in registry.INDEX if registry.get(a).code_recipe is not None]
+    if data:
+        raise VQVAEError("--data and --tokenizer: a model over codes trains on its tokenizer's data (leave out --data)")
+    if not config:
+        raise VQVAEError(f"--tokenizer needs --config naming a model trained on codes (arch {', '.join(ours)}), e.g. doom-stage2")
+    arch = registry.get(str(read_yaml(config).get("arch", "vqvae")))
+    if arch.code_recipe is None:
+        raise VQVAEError(f"--tokenizer is for models trained on a tokenizer's codes (arch {', '.join(ours)}); {config} is a "
+                         f"{arch.name} config" + ("" if arch.trained_by == "vqvae train" else f" (trained by `{arch.trained_by}`)"))
+    return arch.code_recipe(args, tokenizer, config)
+
+
 class DatasetRecipe(Recipe):
     """``vqvae train`` (and ``dvae train``, ``classifier train``): a preset or YAML file, ``--data`` and dotted overrides;
     the data is what the arch's task loads. ``--data-root`` is stored in the run (``data.root``) and may change on resume."""
@@ -140,6 +155,8 @@ class DatasetRecipe(Recipe):
         if self._cfg is None:
             raw = merge(read_yaml(self.config or preset_for(self.data_name or DataConfig.name)), self.over)
             arch = registry.get(str(raw.get("arch", "vqvae")))
+            if arch.code_recipe is not None:  # a model over a tokenizer's codes: the tokenizer gives its data
+                raise VQVAEError(f"a {arch.name} model trains on a tokenizer's codes: `{arch.trained_by}`")
             if arch.trained_by != "vqvae train":  # before the config is checked: its model is not one this command can fill in
                 raise VQVAEError(f"a {arch.name} model is trained by `{arch.trained_by}`, not `vqvae train`")
             self._cfg = load_config(self.config, self.data_name, self.over)

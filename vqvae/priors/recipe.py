@@ -28,16 +28,13 @@ ARCHS = ("pixelcnn", "transformer")
 PREVIEW_GUIDANCE = 2.0  # the samples.png of a prior trained for classifier-free guidance (model.label_dropout) use this scale
 
 
-class PriorRecipe(Recipe):
-    def __init__(self, args: RunArgs, tokenizer: str, arch: str, conditional: bool = False, config: str | None = None,
-                 tile: int | None = None, preview: dict | None = None):
-        """``preview``: how the finished run draws its samples picture (``sample`` keywords: temperature, guidance, ...;
-        default: plain ancestral sampling, with guidance :data:`PREVIEW_GUIDANCE` for a prior trained for it)."""
+class CodeRecipe(Recipe):
+    """A run trained on a tokenizer's code maps (priors, the world family's second stage): the tokenizer loaded
+    and fingerprinted, its dataset encoded once (cached in the tokenizer's run), and a resumed run refused if the
+    tokenizer has changed. :meth:`tokenizer_fields` are the config entries the tokenizer fixes."""
+
+    def __init__(self, args: RunArgs, tokenizer: str):
         super().__init__(args)
-        self.preview = preview
-        if arch not in ARCHS:
-            raise VQVAEError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
-        self.arch, self.conditional, self.config, self.tile = arch, conditional, config, tile
         self.tok_dir = Path(tokenizer).resolve()
         self.tok_cfg, self.tok, self.fp = codes.load_tokenizer(self.tok_dir)
         self._sets: dict = {}
@@ -49,14 +46,41 @@ class PriorRecipe(Recipe):
                                                     write=dist.is_main())
         return self._sets[split]
 
-    def default_name(self) -> str:
-        return f"{self.tok_dir.name}-{self.arch}"
-
     def resume_config(self, base):
         if base.tokenizer.fingerprint != self.fp:
             raise VQVAEError(f"{self.args.out} was trained on another tokenizer (fingerprint {base.tokenizer.fingerprint}, "
                              f"{self.tok_dir} has {self.fp})")
         return super().resume_config(base)
+
+    def tokenizer_fields(self) -> dict:
+        """``tokenizer`` (path and fingerprint) and ``data`` (the tokenizer's) config sections."""
+        return {"data": asdict(self.tok_cfg.data), "tokenizer": {"path": str(self.tok_dir), "fingerprint": self.fp}}
+
+    def data(self, cfg, run_dir):
+        return self.code_set("train"), self.code_set("test")
+
+    @staticmethod
+    def check_overrides(over: dict, fixed_model: dict, what: str) -> None:
+        """Only ``model.*`` sizes the tokenizer does not fix, and ``train.*``, may be overridden."""
+        bad = set(over.get("model", {})) & set(fixed_model)
+        if bad or set(over) - {"train", "model"}:
+            raise VQVAEError(f"{sorted(bad)[0] if bad else 'that section'} is set by the tokenizer{what}; "
+                             "only model.* sizes and train.* can change")
+
+
+class PriorRecipe(CodeRecipe):
+    def __init__(self, args: RunArgs, tokenizer: str, arch: str, conditional: bool = False, config: str | None = None,
+                 tile: int | None = None, preview: dict | None = None):
+        """``preview``: how the finished run draws its samples picture (``sample`` keywords: temperature, guidance, ...;
+        default: plain ancestral sampling, with guidance :data:`PREVIEW_GUIDANCE` for a prior trained for it)."""
+        if arch not in ARCHS:
+            raise VQVAEError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+        super().__init__(args, tokenizer)
+        self.preview = preview
+        self.arch, self.conditional, self.config, self.tile = arch, conditional, config, tile
+
+    def default_name(self) -> str:
+        return f"{self.tok_dir.name}-{self.arch}"
 
     def new_config(self, run_dir: Path):
         train_set, over = self.code_set("train"), self.over
@@ -71,18 +95,13 @@ class PriorRecipe(Recipe):
             if train_set.labels is None:
                 raise VQVAEError(f"--conditional needs labels, and {self.tok_cfg.data.name} has none")
             n_classes = len(train_set.classes) if train_set.classes else int(train_set.labels.max()) + 1
-        fixed = {"arch": self.arch, "data": {**asdict(self.tok_cfg.data), "crop": self.tile or 0},
+        fields = self.tokenizer_fields()
+        fixed = {"arch": self.arch, "data": {**fields["data"], "crop": self.tile or 0},
                  "model": {"codebook_size": self.tok_cfg.model.codebook_size, "num_codebooks": g, "height": h, "width": w,
                            "num_classes": n_classes},
-                 "tokenizer": {"path": str(self.tok_dir), "fingerprint": self.fp}}
-        bad = set(over.get("model", {})) & set(fixed["model"])
-        if bad or set(over) - {"train", "model"}:
-            raise VQVAEError(f"{sorted(bad)[0] if bad else 'that section'} is set by the tokenizer (and --conditional); "
-                             "only model.* sizes and train.* can change")
+                 "tokenizer": fields["tokenizer"]}
+        self.check_overrides(over, fixed["model"], " (and --conditional)")
         return build(merge(merge(read_yaml(self.config or f"prior-{self.arch}"), over), fixed))
-
-    def data(self, cfg, run_dir):
-        return self.code_set("train"), self.code_set("test")
 
     def describe(self, cfg, train_set, test_set) -> str:
         return f"a {cfg.arch} prior on {len(train_set)} code maps {tuple(train_set.images.shape[1:])} of {self.tok_dir}"

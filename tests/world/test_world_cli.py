@@ -1,0 +1,53 @@
+"""The second stage through the command line: vqvae train --tokenizer RUN --config doom-stage2, eval, reconstruct,
+and the one-line refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vqvae.cli import main
+
+pytest.importorskip("vizdoom", reason="the doom frames need ViZDoom (pip install -e '.[world]')")
+
+TOK = ["--config", "doom", "--data", "doom:2", "--model.hidden=8", "--model.res_hidden=4", "--model.codebook_size=16",
+       "--model.embedding_dim=4", "--train.batch_size=8", "--steps", "3", "--train.eval_every=1000", "--train.eval_images=50", "--no-progress"]
+S2 = ["--config", "doom-stage2", "--model.hidden=8", "--model.latent_dim=4", "--model.latent_codebook_size=8", "--model.embed_dim=4",
+      "--model.cond_channels=4", "--model.pixel_channels=8", "--model.pixel_layers=2", "--train.batch_size=8", "--steps", "3",
+      "--train.eval_images=50", "--no-progress"]
+
+
+def test_second_stage_trains_on_a_tokenizers_codes_and_reconstructs_frames(tmp_path, capsys):
+    root = ["--data-root", str(tmp_path / "data")]
+    assert main(["train", *TOK, *root, "--out", str(tmp_path / "tok")]) == 0
+    assert main(["train", "--tokenizer", str(tmp_path / "tok"), *S2, *root, "--out", str(tmp_path / "s2")]) == 0
+    cfg = json.loads((tmp_path / "s2" / "config.json").read_text())
+    assert cfg["arch"] == "stage2" and cfg["model"]["height"] == 21 and cfg["model"]["codebook_size"] == 16
+    assert (tmp_path / "s2" / "reconstructions.png").is_file()
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "s2"), "--json", *root]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["maps"] == 200 and m["bits_per_code"] > 0 and "information_bits" in m
+    from vqvae.data import doom
+    from vqvae.data.images import write_image
+    import torch
+
+    frame = doom.episodes(2, "test", root=str(tmp_path / "data"), progress=False).frames[0, 7]
+    write_image(tmp_path / "f.png", torch.from_numpy(frame))
+    assert main(["reconstruct", str(tmp_path / "s2"), str(tmp_path / "f.png"), "-o", str(tmp_path / "rec"), "--seed", "1"]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "rec" / "f.png").size == (84, 84)
+    # refusals, one line each (exit 2)
+    for argv, msg in [
+        (["train", "--config", "doom-stage2", "--data", "doom:2"], "trains on a tokenizer's codes"),
+        (["train", "--tokenizer", str(tmp_path / "tok"), "--config", "doom-stage2", "--data", "doom:2"], "leave out --data"),
+        (["train", "--tokenizer", str(tmp_path / "tok"), "--config", "doom-stage2", "--model.codebook_size=8"], "set by the tokenizer"),
+        (["train", "--tokenizer", str(tmp_path / "tok"), "--config", "doom"], "--tokenizer is for models trained on a tokenizer's codes"),
+        (["train", "--tokenizer", str(tmp_path / "s2"), *S2], "not a tokenizer"),
+    ]:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert msg in err and "\n" not in err, err

@@ -1,0 +1,76 @@
+"""How the second stage trains and is evaluated: code maps -> NLL (nats per code) + the quantizer's terms.
+
+Evaluation reports the decoder's NLL of the test code maps given their own latents (bits per code and per map), given
+another map's latents (each map takes those of the map :data:`SWAP_OFFSET` later: another episode's frame at the same
+step for the doom episodes' 200 frames), their difference (``information_bits``: what the three latents tell the
+decoder; 0 under posterior collapse) and the share of each latent's codes in use.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vqvae.core.errors import VQVAEError
+from vqvae.core.task import Task, check_ids, raw
+from vqvae.registry import Arch, register
+from vqvae.world.recipes import Stage2Recipe
+from vqvae.world.stage2 import Stage2
+
+SWAP_OFFSET = 200  # the other map whose latents a test map gets: this many maps later (wrapping around)
+
+
+def summary(m: dict) -> str:
+    return (f"step {m.get('step', '?')}: test NLL {m['bits_per_code']:.4f} bits/code ({m['bits_per_map']:.1f} bits/map; "
+            f"with other maps' latents {m['swapped_bits_per_map']:.1f}: the latents carry {m['information_bits']:.1f} bits/map); "
+            f"latent codes in use {m['latent_usage_pct']:.1f} %")
+
+
+@torch.no_grad()
+def evaluate_stage2(model, codes: torch.Tensor, batch_size: int = 64, batches=None) -> dict:
+    """The measures of the module docstring over code maps ``(N, h, w)``."""
+    m = raw(model)
+    was = m.training
+    m.eval()
+    dev = next(m.parameters()).device
+    n, per = codes.shape[0], m.config.height * m.config.width
+    if n < 2:
+        raise VQVAEError("the second stage's evaluation needs at least two code maps")
+    lat = torch.cat([m.encode(codes[s : s + batch_size].to(dev)) for s in range(0, n, batch_size)])
+    other = lat.roll(-(SWAP_OFFSET % n if n > SWAP_OFFSET else 1), 0)
+    true = swapped = 0.0
+    for s in batches(n, batch_size) if batches else range(0, n, batch_size):
+        x = codes[s : s + batch_size].to(dev)
+        true += float(m.nll_bits(x, lat[s : s + batch_size]).sum())
+        swapped += float(m.nll_bits(x, other[s : s + batch_size]).sum())
+    used = [len(torch.unique(lat[:, g])) for g in range(lat.shape[1])]
+    m.train(was)
+    return {"bits_per_code": true / n / per, "bits_per_map": true / n, "swapped_bits_per_map": swapped / n,
+            "information_bits": (swapped - true) / n, "latent_usage_pct": 100 * sum(used) / (len(used) * m.config.latent_codebook_size),
+            "maps": n}
+
+
+class Stage2Task(Task):
+    bar = ("loss", "bits_per_code")
+    curves = (("bits_per_code", "bits_per_code", "NLL (bits per first-stage code)"),)
+
+    def prepare(self, cfg, train_set) -> None:
+        m = cfg.model
+        if tuple(train_set.images.shape[1:]) != (m.height, m.width):
+            raise VQVAEError(f"codes of {train_set.name} have shape {tuple(train_set.images.shape[1:])}, the second stage expects "
+                             f"({m.height}, {m.width})")
+        check_ids(train_set.images, m.codebook_size, f"codes of {train_set.name}")
+
+    def step(self, model, x, y, detail):
+        out = model(x)
+        per = x.shape[1] * x.shape[2]
+        return out.loss, {"bits_per_code": out.nll_bits.mean() / per, "perplexity": out.perplexity}
+
+    def evaluate(self, model, x, y, batch_size):
+        return evaluate_stage2(model, x, min(batch_size, 64), self.batches if self.show_progress else None)
+
+    def report(self, run_dir, model, test_set, final) -> str:
+        return summary(final)
+
+
+register(Arch("stage2", Stage2, Stage2Task, "world", trained_by="vqvae train --tokenizer RUN --config doom-stage2",
+              code_recipe=Stage2Recipe))
