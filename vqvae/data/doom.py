@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def play(scenario: str, episode: int, steps: int = STEPS) -> dict[str, np.ndarra
     game = vzd.DoomGame()
     game.load_config(str(cfg))
     game.set_window_visible(False)
+    game.set_doom_config_path(str(Path(tempfile.gettempdir()) / "vqvae-vizdoom.ini"))  # not _vizdoom.ini in the working directory
     game.set_mode(vzd.Mode.PLAYER)
     game.set_screen_format(vzd.ScreenFormat.RGB24)
     game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
