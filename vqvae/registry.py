@@ -34,6 +34,7 @@ INDEX = {
     "vimco": "vqvae.baselines.tasks",
     "vq": "vqvae.baselines.tasks",
     "stage2": "vqvae.world.tasks",
+    "probe": "vqvae.world.tasks",
 }
 
 KINDS = ("tokenizer", "prior", "classifier", "text2image", "baseline", "world")

@@ -1,4 +1,4 @@
-"""Handlers of ``eval`` and ``reconstruct`` on second-stage runs."""
+"""Handlers of ``eval`` and ``reconstruct`` on second-stage runs, and of ``eval`` on probe runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import torch
 from vqvae.data.images import read_image, write_image
 from vqvae.priors.codes import dataset_codes, fingerprint, load_prior
 from vqvae.world import inference
-from vqvae.world.tasks import evaluate_stage2, summary
+from vqvae.core import checkpoint
+from vqvae.core.task import load_split, raw
+from vqvae.world.probe import read_errors
+from vqvae.world.tasks import evaluate_stage2, probe_summary, summary
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -39,3 +42,12 @@ def reconstruct(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+
+
+def evaluate_probe(args: argparse.Namespace) -> dict:
+    """``vqvae eval PROBE``: position and heading errors on a split of the run's doom episodes."""
+    cfg, model = checkpoint.load_run(args.run)
+    ds = load_split(cfg, args.split, args.data_root)
+    m = {"run": str(args.run), "split": args.split, **read_errors(raw(model), ds.images, ds.labels)}
+    print(json.dumps(m, indent=2) if args.json else probe_summary(m))
+    return m

@@ -12,7 +12,10 @@ import torch
 
 from vqvae.core.errors import VQVAEError
 from vqvae.core.task import Task, check_ids, raw
+from vqvae.data import doom
+from vqvae.data.sets import TensorSet
 from vqvae.registry import Arch, register
+from vqvae.world.probe import Probe, read_errors, spread
 from vqvae.world.recipes import Stage2Recipe
 from vqvae.world.stage2 import Stage2
 
@@ -23,6 +26,12 @@ def summary(m: dict) -> str:
     return (f"step {m.get('step', '?')}: test NLL {m['bits_per_code']:.4f} bits/code ({m['bits_per_map']:.1f} bits/map; "
             f"with other maps' latents {m['swapped_bits_per_map']:.1f}: the latents carry {m['information_bits']:.1f} bits/map); "
             f"latent codes in use {m['latent_usage_pct']:.1f} %")
+
+
+def probe_summary(m: dict) -> str:
+    return (f"step {m.get('step', '?')}: test position error {m['position_error']:.1f} map units (median "
+            f"{m['position_error_median']:.1f}), heading error {m['heading_error_deg']:.1f} degrees "
+            f"({100 * m['heading_within_15']:.1f} % within 15)")
 
 
 @torch.no_grad()
@@ -72,5 +81,38 @@ class Stage2Task(Task):
         return summary(final)
 
 
+class ProbeTask(Task):
+    """Doom frames -> the player's position and heading (the game variables the episodes record)."""
+
+    bar = ("loss",)
+    images = True
+
+    def load_split(self, cfg, split, root=None, progress=True):
+        n = doom.parse_name(cfg.data.name)
+        if n is None:
+            raise VQVAEError(f"the probe reads doom frames (data.name doom or doom:N), got {cfg.data.name!r}")
+        ep = doom.episodes(n, split, cfg.data.scenario, root or cfg.data.root, progress=progress)
+        frames = torch.from_numpy(ep.frames.reshape(-1, *ep.frames.shape[2:]))
+        return TensorSet(frames, torch.from_numpy(ep.variables.reshape(-1, 3)), None, cfg.data.name)
+
+    def prepare(self, cfg, train_set) -> None:
+        if cfg.data.hflip:
+            raise VQVAEError("data.hflip mirrors the frames but not the heading: the probe trains without it")
+        m = cfg.model
+        if (m.x_mean, m.y_mean, m.scale) == (0.0, 0.0, 1.0):  # not set: from the training frames
+            for k, v in spread(train_set.labels).items():
+                setattr(m, k, v)
+
+    def step(self, model, x, y, detail):
+        return raw(model).loss(x, y), {}
+
+    def evaluate(self, model, x, y, batch_size):
+        return read_errors(raw(model), x, y, batch_size)
+
+    def report(self, run_dir, model, test_set, final) -> str:
+        return probe_summary(final)
+
+
+register(Arch("probe", Probe, ProbeTask, "world"))
 register(Arch("stage2", Stage2, Stage2Task, "world", trained_by="vqvae train --tokenizer RUN --config doom-stage2",
               code_recipe=Stage2Recipe))
