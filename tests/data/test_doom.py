@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 from vqvae.core.errors import DataError
@@ -52,3 +53,14 @@ def test_vqvae_train_reads_doom_frames(tmp_path):
     cfg = load_config("tiny", "doom:2", [f"--data.root={tmp_path}"])
     x = image_split(cfg.data, "test").images
     assert x.shape == (doom.STEPS, 3, 84, 84) and x.dtype.is_floating_point is False
+
+
+def test_doom_frames_resize_to_data_image_size(tmp_path):
+    from vqvae.core.config import load_config
+    from vqvae.data.splits import image_split
+
+    cfg = load_config("tiny", "doom:1", [f"--data.root={tmp_path}", "--data.image_size=64"])
+    full = load_config("tiny", "doom:1", [f"--data.root={tmp_path}"])
+    x, y = image_split(cfg.data, "test").images, image_split(full.data, "test").images
+    assert x.shape == (doom.STEPS, 3, 64, 64) and x.dtype == torch.uint8
+    assert (x.float().mean() - y.float().mean()).abs() < 2  # the same frames, smaller

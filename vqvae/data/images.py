@@ -101,7 +101,7 @@ def load_images(name: str, split: str = "train", root: str | None = None, image_
     if channels and x.shape[1] != channels:
         x = _convert_channels(x, channels)
     if image_size and tuple(x.shape[-2:]) != (image_size, image_size):
-        x = _resize(x, image_size)
+        x = resize(x, image_size)
     return ImageSet(x, None if labels is None else torch.from_numpy(labels.astype(np.int64)), classes, label)
 
 
@@ -268,9 +268,14 @@ def _convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    y = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return y.round().clamp(0, 255).to(torch.uint8)
+def resize(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
+    """uint8 images ``(N, C, H, W)`` -> ``(N, C, size, size)``, antialiased bilinear, ``chunk`` images at a time (the
+    float copy of a whole set would be four times its size)."""
+    out = []
+    for s in range(0, x.shape[0], chunk):
+        y = torch.nn.functional.interpolate(x[s : s + chunk].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(y.round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out) if out else x.new_zeros(0, x.shape[1], size, size)
 
 
 # -- single files -----------------------------------------------------------
