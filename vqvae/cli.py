@@ -29,7 +29,7 @@ REGISTRARS = {"core": "vqvae.core.commands", "image": "vqvae.image.commands", "s
 # eval, reconstruct, encode and decode are served by several.
 COMMANDS = {"train": "core", "dvae": "image", "classifier": "scoring", "prior": "priors", "sample": "priors", "demo": "priors",
             "dalle": "text2image", "clip": "text2image", "generate": "text2image", "convert": "audio", "compress": "codec",
-            "decompress": "codec", "codec-export": "codec", "zoo": "core", "serve": "serve"}
+            "decompress": "codec", "codec-export": "codec", "zoo": "core", "serve": "serve", "world": "world"}
 
 
 class RunCommands:

@@ -35,6 +35,7 @@ INDEX = {
     "vq": "vqvae.baselines.tasks",
     "stage2": "vqvae.world.tasks",
     "probe": "vqvae.world.tasks",
+    "video": "vqvae.world.tasks",
 }
 
 KINDS = ("tokenizer", "prior", "classifier", "text2image", "baseline", "world")

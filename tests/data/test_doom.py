@@ -64,3 +64,15 @@ def test_doom_frames_resize_to_data_image_size(tmp_path):
     x, y = image_split(cfg.data, "test").images, image_split(full.data, "test").images
     assert x.shape == (doom.STEPS, 3, 64, 64) and x.dtype == torch.uint8
     assert (x.float().mean() - y.float().mean()).abs() < 2  # the same frames, smaller
+
+
+def test_replaying_an_episodes_actions_gives_its_frames_and_other_actions_diverge():
+    e = doom.play("my_way_home", 2, steps=30)
+    r = doom.replay("my_way_home", 2, e["actions"][:29])
+    assert np.array_equal(r["frames"], e["frames"]) and np.array_equal(r["variables"], e["variables"])
+    turn = doom.replay("my_way_home", 2, list(e["actions"][:10]) + [doom.ACTIONS.index("L")] * 5)
+    assert np.array_equal(turn["frames"][:11], e["frames"][:11]) and turn["frames"].shape[0] == 16
+    assert not np.array_equal(turn["variables"][15, 2], e["variables"][15, 2])  # turned left instead
+    assert doom.parse_actions("F l, SR") == [2, 0, 4]
+    with pytest.raises(DataError, match="actions are L, R, F, SL, SR"):
+        doom.parse_actions("F X")

@@ -51,3 +51,32 @@ def test_second_stage_trains_on_a_tokenizers_codes_and_reconstructs_frames(tmp_p
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert msg in err and "\n" not in err, err
+
+
+def test_the_video_model_trains_and_rolls_out_beside_the_true_game(tmp_path, capsys):
+    from PIL import Image
+
+    root = ["--data-root", str(tmp_path / "data")]
+    tok = ["train", "--config", "doom", "--data", "doom:2", "--data.image_size=32", "--model.num_downsamples=3", "--model.hidden=8",
+           "--model.res_hidden=4", "--model.codebook_size=16", "--model.embedding_dim=4", "--train.batch_size=8", "--steps", "3",
+           "--train.eval_every=1000", "--train.eval_images=50", "--no-progress", *root, "--out", str(tmp_path / "vtok")]
+    assert main(tok) == 0
+    assert main(["world", "train", "--tokenizer", str(tmp_path / "vtok"), "--model.n_embd=16", "--model.n_layer=1", "--model.n_head=2",
+                 "--steps", "3", "--train.batch_size=4", "--train.eval_images=20", "--no-progress", *root, "--out", str(tmp_path / "v")]) == 0
+    capsys.readouterr()
+    gif = tmp_path / "r.gif"
+    assert main(["world", "rollout", str(tmp_path / "v"), "--start", "0:10", "--actions", "F L L R", "-o", str(gif), *root]) == 0
+    out = capsys.readouterr().out
+    assert "4 frames from episode 0 step 10" in out and "PSNR per step" in out
+    im = Image.open(gif)
+    assert im.n_frames == 5 and im.size == (2 * 32 * 3 + 8, 32 * 3 + 18)  # the start and 4 steps, true | model
+    for argv, msg in [
+        (["world", "rollout", str(tmp_path / "v"), "--start", "0", "--actions", "F"], "--start is EPISODE:STEP"),
+        (["world", "rollout", str(tmp_path / "v"), "--start", "0:5", "--actions", "F jump"], "actions are L, R, F, SL, SR"),
+        (["world", "rollout", str(tmp_path / "vtok"), "--start", "0:5", "--actions", "F"], "not a prior"),
+        (["world", "train", "--tokenizer", str(tmp_path / "vtok"), "--model.height=3", *root], "set by the tokenizer"),
+    ]:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert msg in err and "\n" not in err, err

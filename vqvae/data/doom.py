@@ -99,9 +99,8 @@ def resize(frame: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((FRAME, FRAME), Image.BOX)).transpose(2, 0, 1).copy()
 
 
-def play(scenario: str, episode: int, steps: int = STEPS) -> dict[str, np.ndarray]:
-    """Episode ``episode`` of ``scenario`` under :func:`explore`, seeded by its number: frames, actions, variables.
-    An episode that ends early (the goal reached, the timeout) continues in a new episode of the same game."""
+def _game(scenario: str, episode: int):
+    """A started game of ``scenario``, seeded by ``episode``, in the dataset's settings."""
     vzd = vizdoom()
     cfg = Path(vzd.scenarios_path) / f"{scenario}.cfg"
     if not cfg.is_file():
@@ -115,21 +114,36 @@ def play(scenario: str, episode: int, steps: int = STEPS) -> dict[str, np.ndarra
     game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
     game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
     game.set_available_game_variables([getattr(vzd.GameVariable, v) for v in VARIABLES])
-    game.set_episode_timeout(10 * steps * FRAME_SKIP)
+    game.set_episode_timeout(10 * STEPS * FRAME_SKIP)
     game.set_seed(episode)
     game.init()
+    game.new_episode()
+    return game
+
+
+def _observe(game, frames: list, variables: list) -> None:
+    if game.is_episode_finished():  # the goal reached or the timeout: play on in a new episode of the same game
+        game.new_episode()
+    state = game.get_state()
+    frames.append(resize(state.screen_buffer))
+    variables.append(np.asarray(state.game_variables, dtype=np.float32))
+
+
+def _act(game, action: int) -> None:
+    game.make_action([int(i == action) for i in range(len(ACTIONS))], FRAME_SKIP)
+
+
+def play(scenario: str, episode: int, steps: int = STEPS) -> dict[str, np.ndarray]:
+    """Episode ``episode`` of ``scenario`` under :func:`explore`, seeded by its number: frames, actions, variables.
+    An episode that ends early (the goal reached, the timeout) continues in a new episode of the same game."""
+    game = _game(scenario, episode)
     rng = np.random.default_rng(episode)
     frames, actions, variables, moved = [], [], [], []
     try:
-        game.new_episode()
         action, hold = explore(rng)
         run = 0  # steps taken in the current run of ``action``
         while len(frames) < steps:
-            if game.is_episode_finished():
-                game.new_episode()
-            state = game.get_state()
-            frames.append(resize(state.screen_buffer))
-            variables.append(np.asarray(state.game_variables, dtype=np.float32))
+            _observe(game, frames, variables)
             if len(variables) > 1:
                 moved.append(float(np.hypot(*(variables[-1][:2] - variables[-2][:2]))))
             blocked = action in MOVES and run >= 2 and max(moved[-2:]) < 1.0
@@ -139,10 +153,38 @@ def play(scenario: str, episode: int, steps: int = STEPS) -> dict[str, np.ndarra
             actions.append(action)
             hold -= 1
             run += 1
-            game.make_action([int(i == action) for i in range(len(ACTIONS))], FRAME_SKIP)
+            _act(game, action)
     finally:
         game.close()
     return {"frames": np.stack(frames), "actions": np.asarray(actions, dtype=np.int8), "variables": np.stack(variables)}
+
+
+def replay(scenario: str, episode: int, actions) -> dict[str, np.ndarray]:
+    """Episode ``episode``'s game (the same seed) under the given ``actions`` (ids of :data:`ACTIONS`): the
+    ``len(actions) + 1`` frames and variables they lead through. With an episode's recorded actions it gives the
+    episode's frames again; with other actions from some step on, the true frames of a rollout from there."""
+    actions = [int(a) for a in actions]
+    if any(not 0 <= a < len(ACTIONS) for a in actions):
+        raise DataError(f"actions must be ids 0..{len(ACTIONS) - 1} of {', '.join(ACTIONS)}")
+    game = _game(scenario, episode)
+    frames, variables = [], []
+    try:
+        _observe(game, frames, variables)
+        for a in actions:
+            _act(game, a)
+            _observe(game, frames, variables)
+    finally:
+        game.close()
+    return {"frames": np.stack(frames), "variables": np.stack(variables)}
+
+
+def parse_actions(text: str) -> list[int]:
+    """``"F F L SL"`` -> action ids, or a one-line error naming the valid ones."""
+    names = text.replace(",", " ").split()
+    bad = [n for n in names if n.upper() not in ACTIONS]
+    if bad or not names:
+        raise DataError(f"actions are {', '.join(ACTIONS)} separated by spaces (e.g. \"F F L\"), got {text!r}")
+    return [ACTIONS.index(n.upper()) for n in names]
 
 
 def cache_dir(scenario: str, root: str | None, steps: int = STEPS) -> Path:
@@ -161,21 +203,31 @@ def cache_dir(scenario: str, root: str | None, steps: int = STEPS) -> Path:
     raise DataError(f"no writable data root for the doom episodes (tried {root or '$VQVAE_DATA and ~/.cache/vqvae/data'})")
 
 
+def episode(i: int, scenario: str = DEFAULT_SCENARIO, root: str | None = None, steps: int = STEPS) -> dict[str, np.ndarray]:
+    """Episode ``i`` (frames, actions, variables) from the cache, generated into it if missing."""
+    if i < 0:
+        raise DataError(f"episode numbers start at 0, got {i}")
+    path = cache_dir(scenario, root, steps) / f"ep{i:05d}.npz"
+    if not path.is_file():
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **play(scenario, i, steps))
+        atomic_write(path, buf.getvalue())  # a killed run leaves whole episodes only
+    with np.load(path) as z:
+        return {k: z[k] for k in ("frames", "actions", "variables")}
+
+
 def episodes(n: int, split: str, scenario: str = DEFAULT_SCENARIO, root: str | None = None, steps: int = STEPS,
              progress: bool = True) -> Episodes:
     """The ``split`` (``train``: episodes not divisible by 10; ``test``: 0, 10, 20, ...) of the first ``n`` episodes,
     generated into the cache where missing."""
     if split not in ("train", "test"):
         raise DataError(f"split must be train or test, got {split!r}")
-    folder = cache_dir(scenario, root, steps)
     wanted = [i for i in range(n) if (i % 10 == 0) == (split == "test")]
-    missing = [i for i in wanted if not (folder / f"ep{i:05d}.npz").is_file()]
-    for i in tqdm(missing, desc=f"generating {scenario} episodes", disable=not progress or not missing):
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **play(scenario, i, steps))
-        atomic_write(folder / f"ep{i:05d}.npz", buf.getvalue())  # a killed run leaves whole episodes only
-    eps = [np.load(folder / f"ep{i:05d}.npz") for i in wanted]
-    if not eps:
+    if not wanted:
         raise DataError(f"doom:{n} has no {split} episodes (the test split is every tenth episode: take N >= 1)")
+    folder = cache_dir(scenario, root, steps)
+    missing = sum(not (folder / f"ep{i:05d}.npz").is_file() for i in wanted)
+    bar = tqdm(wanted, desc=f"generating {scenario} episodes", disable=not progress or not missing)  # shown when generating
+    eps = [episode(i, scenario, root, steps) for i in bar]
     return Episodes(np.stack([e["frames"] for e in eps]), np.stack([e["actions"] for e in eps]).astype(np.int64),
                     np.stack([e["variables"] for e in eps]), np.asarray(wanted))

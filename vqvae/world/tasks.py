@@ -8,6 +8,8 @@ decoder; 0 under posterior collapse) and the share of each latent's codes in use
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from vqvae.core.errors import VQVAEError
@@ -18,6 +20,7 @@ from vqvae.registry import Arch, register
 from vqvae.world.probe import Probe, read_errors, spread
 from vqvae.world.recipes import Stage2Recipe
 from vqvae.world.stage2 import Stage2
+from vqvae.world.video import VideoModel
 
 SWAP_OFFSET = 200  # the other map whose latents a test map gets: this many maps later (wrapping around)
 
@@ -113,6 +116,44 @@ class ProbeTask(Task):
         return probe_summary(final)
 
 
+class VideoTask(Task):
+    """Windows of frames' codes ``(B, T, h, w)`` and their actions ``(B, T)`` -> NLL of every code; evaluated as the
+    bits per code of the frames after each window's first (those with context)."""
+
+    bar = ("loss", "bits_per_code")
+    curves = (("bits_per_code", "bits_per_code", "NLL of frames with context (bits per code)"),)
+
+    def prepare(self, cfg, train_set) -> None:
+        m = cfg.model
+        if tuple(train_set.images.shape[1:]) != (m.frames, m.height, m.width):
+            raise VQVAEError(f"windows of {train_set.name} have shape {tuple(train_set.images.shape[1:])}, the model expects "
+                             f"({m.frames}, {m.height}, {m.width})")
+        check_ids(train_set.images, m.codebook_size, f"codes of {train_set.name}")
+        check_ids(train_set.labels, m.actions, f"actions of {train_set.name}")
+
+    def step(self, model, x, y, detail):
+        out = model(x, y)
+        return out.loss, {"bits_per_code": out.bits_per_code}
+
+    @torch.no_grad()
+    def evaluate(self, model, x, y, batch_size):
+        was = model.training
+        model.eval()
+        dev = next(model.parameters()).device
+        bits = 0.0
+        for s in self.batches(x.shape[0], batch_size):
+            bits += float(model(x[s : s + batch_size].to(dev), y[s : s + batch_size].to(dev)).nll_bits.sum())
+        model.train(was)
+        c = raw(model).config
+        return {"bits_per_code": bits / (x.shape[0] * (c.frames - 1) * c.height * c.width), "windows": x.shape[0]}
+
+    def report(self, run_dir, model, test_set, final) -> str:
+        c = raw(model).config
+        return (f"step {final['step']}: test NLL {final['bits_per_code']:.4f} bits/code of frames with context "
+                f"(uniform: {math.log2(c.codebook_size):.4f})")
+
+
 register(Arch("probe", Probe, ProbeTask, "world"))
+register(Arch("video", VideoModel, VideoTask, "world", trained_by="vqvae world train --tokenizer RUN"))
 register(Arch("stage2", Stage2, Stage2Task, "world", trained_by="vqvae train --tokenizer RUN --config doom-stage2",
               code_recipe=Stage2Recipe))
