@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vqvae.core.errors import require
+from vqvae.core.errors import ConfigError, require
 
 
 @dataclass
 class ProbeConfig:
     in_channels: int = 3
+    input_size: int = 0  # the frames' side (filled in from the data: 84, or data.image_size)
     channels: int = 32  # the first convolution's; the next ones double it, up to 4x
     hidden: int = 256
     x_mean: float = 0.0  # the training frames' positions (filled in from the data)
@@ -30,6 +31,7 @@ class ProbeConfig:
 
     def validate(self) -> None:
         require([(self.in_channels in (1, 3), "model.in_channels must be 1 or 3"),
+                 (self.input_size == 0 or self.input_size >= 8, "model.input_size must be 0 (from the data) or >= 8"),
                  (self.channels >= 1 and self.hidden >= 1, "model.channels and model.hidden must be >= 1"),
                  (self.scale > 0, "model.scale must be > 0")])
 
@@ -42,6 +44,8 @@ class Probe(nn.Module):
     def __init__(self, config: ProbeConfig):
         super().__init__()
         config.validate()
+        if config.input_size == 0:
+            raise ConfigError("model.input_size is 0: set it (training fills it in from the frames)")
         self.config = c = config
         w = [c.in_channels, c.channels, 2 * c.channels, 4 * c.channels, 4 * c.channels]
         layers = []
@@ -50,9 +54,14 @@ class Probe(nn.Module):
         self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(6), nn.Flatten(), nn.Linear(w[-1] * 36, c.hidden), nn.ReLU(),
                                  nn.Linear(c.hidden, 4))
 
+    @property
+    def input_size(self) -> int:
+        return self.config.input_size
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        if frames.ndim != 4 or frames.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected frames (B, {self.config.in_channels}, H, W), got {tuple(frames.shape)}")
+        c = self.config
+        if frames.ndim != 4 or tuple(frames.shape[1:]) != (c.in_channels, c.input_size, c.input_size):
+            raise ValueError(f"expected frames (B, {c.in_channels}, {c.input_size}, {c.input_size}), got {tuple(frames.shape)}")
         return self.net(frames.float() / 127.5 - 1)
 
     def targets(self, variables: torch.Tensor) -> torch.Tensor:

@@ -54,15 +54,18 @@ def true_rollout(scenario: str, episode: int, step: int, recorded: np.ndarray, a
     return {k: v[step:] for k, v in out.items()}
 
 
+PSNR_CAP = 50.0  # dB: a frame equal to the truth (the player standing still) scores this, not infinity
+
+
 def horizon_scores(true: torch.Tensor, generated: torch.Tensor, last: torch.Tensor) -> dict:
-    """PSNR and SSIM per step ahead (mean over rollouts) of ``generated (B, n, ...)`` and of copying the last context
-    frame ``last (B, ...)``, against ``true (B, n, ...)``."""
+    """PSNR (each frame's capped at :data:`PSNR_CAP`) and SSIM per step ahead (means over rollouts) of ``generated
+    (B, n, ...)`` and of copying the last context frame ``last (B, ...)``, against ``true (B, n, ...)``."""
     n = true.shape[1]
     out = {"psnr": [], "ssim": [], "copy_psnr": [], "copy_ssim": []}
     for t in range(n):
         for key, frames in (("", generated[:, t]), ("copy_", last)):
             mse = metrics.mse_per_image(frames, true[:, t])
-            out[key + "psnr"].append(float(np.mean([metrics.psnr_from_mse(float(m)) for m in mse])))
+            out[key + "psnr"].append(float(np.mean([min(PSNR_CAP, metrics.psnr_from_mse(float(m))) for m in mse])))
             out[key + "ssim"].append(float(metrics.ssim_per_image(frames, true[:, t]).mean()))
     return out
 

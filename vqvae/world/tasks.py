@@ -15,6 +15,7 @@ import torch
 from vqvae.core.errors import VQVAEError
 from vqvae.core.task import Task, check_ids, raw
 from vqvae.data import doom
+from vqvae.data.images import resize
 from vqvae.data.sets import TensorSet
 from vqvae.registry import Arch, register
 from vqvae.world.probe import Probe, read_errors, spread
@@ -96,12 +97,15 @@ class ProbeTask(Task):
             raise VQVAEError(f"the probe reads doom frames (data.name doom or doom:N), got {cfg.data.name!r}")
         ep = doom.episodes(n, split, cfg.data.scenario, root or cfg.data.root, progress=progress)
         frames = torch.from_numpy(ep.frames.reshape(-1, *ep.frames.shape[2:]))
+        if cfg.data.image_size:
+            frames = resize(frames, cfg.data.image_size)
         return TensorSet(frames, torch.from_numpy(ep.variables.reshape(-1, 3)), None, cfg.data.name)
 
     def prepare(self, cfg, train_set) -> None:
         if cfg.data.hflip:
             raise VQVAEError("data.hflip mirrors the frames but not the heading: the probe trains without it")
         m = cfg.model
+        m.input_size = m.input_size or train_set.images.shape[-1]
         if (m.x_mean, m.y_mean, m.scale) == (0.0, 0.0, 1.0):  # not set: from the training frames
             for k, v in spread(train_set.labels).items():
                 setattr(m, k, v)
