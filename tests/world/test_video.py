@@ -81,3 +81,16 @@ def test_it_learns_a_world_whose_frames_follow_the_actions():
     assert float(m(test_codes, test_acts).bits_per_code) < 0.5  # uniform: log2 6 = 2.58; the frames are determined
     nxt = m.next_frame(test_codes[:, :2], test_acts[:, :2], torch.Generator().manual_seed(0), temperature=0.5)
     assert (nxt == test_codes[:, 2]).float().mean() > 0.9  # the action between is followed
+
+
+def test_turns_and_horizon_scores():
+    from vqvae.world.evaluation import turn_agreement
+    from vqvae.world.rollout import PSNR_CAP, horizon_scores
+
+    true = torch.tensor([[0.0, 30.0, 30.0, 350.0]])  # left 30, none, right 40 (across 0)
+    assert turn_agreement(torch.tensor([[10.0, 20.0, 50.0, 40.0]]), true) == (2, 2)
+    assert turn_agreement(torch.tensor([[10.0, 5.0, 50.0, 60.0]]), true) == (0, 2)
+    frames = torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8)
+    s = horizon_scores(frames, frames, frames[:, 0])
+    assert s["psnr"] == [PSNR_CAP] * 3 and s["copy_psnr"][0] == PSNR_CAP and s["copy_psnr"][1] < PSNR_CAP
+    assert s["ssim"][0] == pytest.approx(1.0)

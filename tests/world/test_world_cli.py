@@ -39,6 +39,19 @@ def test_second_stage_trains_on_a_tokenizers_codes_and_reconstructs_frames(tmp_p
     from PIL import Image
 
     assert Image.open(tmp_path / "rec" / "f.png").size == (84, 84)
+    # what the probe reads from each kind of frame (bench_world.py's second-stage measure)
+    assert main(["train", "--config", "doom-probe", "--data", "doom:2", "--data.image_size=32", "--model.channels=4", "--model.hidden=8",
+                 "--steps", "2", "--train.eval_images=20", "--no-progress", *root, "--out", str(tmp_path / "probe")]) == 0
+    from vqvae.core import checkpoint
+    from vqvae.priors.codes import load_prior
+    from vqvae.world.evaluation import stage2_probe
+
+    _, s2, tok_cfg, tok = load_prior(tmp_path / "s2")
+    _, probe = checkpoint.load_run(tmp_path / "probe")
+    eps = doom.episodes(2, "test", root=str(tmp_path / "data"), progress=False)
+    reads = stage2_probe(s2, tok_cfg, tok, probe, torch.from_numpy(eps.frames[0, :3]), torch.from_numpy(eps.variables[0, :3]))
+    assert list(reads) == ["real frames", "first-stage reconstructions", "second-stage reconstructions", "second stage, random latents"]
+    assert all(m["frames"] == 3 and m["position_error"] >= 0 for m in reads.values())
     # refusals, one line each (exit 2)
     for argv, msg in [
         (["train", "--config", "doom-stage2", "--data", "doom:2"], "trains on a tokenizer's codes"),
@@ -70,6 +83,20 @@ def test_the_video_model_trains_and_rolls_out_beside_the_true_game(tmp_path, cap
     assert "4 frames from episode 0 step 10" in out and "PSNR per step" in out
     im = Image.open(gif)
     assert im.n_frames == 5 and im.size == (2 * 32 * 3 + 8, 32 * 3 + 18)  # the start and 4 steps, true | model
+    # rollouts from held-out episodes against the truth (bench_world.py's video measure)
+    assert main(["train", "--config", "doom-probe", "--data", "doom:2", "--data.image_size=32", "--model.channels=4", "--model.hidden=8",
+                 "--steps", "2", "--train.eval_images=20", "--no-progress", *root, "--out", str(tmp_path / "probe")]) == 0
+    from vqvae.core import checkpoint
+    from vqvae.data import doom
+    from vqvae.priors.codes import load_prior
+    from vqvae.world.evaluation import rollout_study
+
+    _, video, tok_cfg, tok_model = load_prior(tmp_path / "v")
+    _, probe = checkpoint.load_run(tmp_path / "probe")
+    eps = doom.episodes(2, "test", root=str(tmp_path / "data"), progress=False)
+    r = rollout_study(video, tok_cfg, tok_model, probe, eps, [5, 30], horizon=3)
+    assert r["rollouts"] == 2 and len(r["psnr"]) == len(r["copy_psnr"]) == len(r["heading_within_15"]) == 3
+    assert r["samples"]["generated"].shape == (2, 3, 3, 32, 32) and 0 <= r["turn_direction_agree"] <= 1
     for argv, msg in [
         (["world", "rollout", str(tmp_path / "v"), "--start", "0", "--actions", "F"], "--start is EPISODE:STEP"),
         (["world", "rollout", str(tmp_path / "v"), "--start", "0:5", "--actions", "F jump"], "actions are L, R, F, SL, SR"),
