@@ -20,7 +20,7 @@ from tests.helpers import write_npy_data
 from vqvae.cli import main
 from vqvae.codec import DEFAULT_REFINE, CodecError, compress, decompress, entropy, load_codec, unpack
 from vqvae.codec.codec import Codec, from_tiles, to_tiles
-from vqvae.codec.windows import windowed
+from vqvae.core.windows import windowed
 from vqvae.codec.container import Header, pack
 from vqvae.core.config import build
 from vqvae.data.images import read_image, write_image

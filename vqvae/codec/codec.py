@@ -35,7 +35,7 @@ from vqvae.codec import container, entropy
 from vqvae.codec.container import CodecError, Header
 from vqvae.codec.defaults import DEFAULT_REFINE
 from vqvae.codec.refine import Refiner
-from vqvae.codec.windows import MARGIN, WINDOW, windowed
+from vqvae.core.windows import MARGIN, WINDOW, windowed
 from vqvae.core import checkpoint
 from vqvae.image.likelihoods import to_input
 from vqvae.priors import codes

@@ -31,7 +31,7 @@ import math
 import torch
 from tqdm import tqdm
 
-from vqvae.codec.windows import windows
+from vqvae.core.windows import windows
 from vqvae.image.likelihoods import reconstruct, to_input
 from vqvae.quantize.codebooks import ResidualQuantizer
 

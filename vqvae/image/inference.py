@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vqvae.core.progress import batches as _batches
+from vqvae.core.windows import WINDOW, margin_for, windowed
 from vqvae.image import likelihoods, metrics
 
 
@@ -97,27 +97,54 @@ def code_counts(model, images: torch.Tensor, batch_size: int = 256) -> np.ndarra
 
 
 def pad_to_multiple(x: torch.Tensor, f: int) -> torch.Tensor:
-    """Edge-pad ``(N, C, H, W)`` on the bottom/right so H and W divide by ``f``."""
+    """Edge-pad ``(N, C, H, W)`` on the bottom/right so H and W divide by ``f`` (in the input's dtype: a large uint8
+    image is not copied to float)."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % f, (-w) % f
-    if not (ph or pw):
-        return x
-    return F.pad(x.float(), (0, pw, 0, ph), mode="replicate").to(x.dtype)
+    if ph:
+        x = torch.cat([x, x[..., -1:, :].expand(*x.shape[:-2], ph, w)], -2)
+    if pw:
+        x = torch.cat([x, x[..., :, -1:].expand(*x.shape[:-1], pw)], -1)
+    return x
+
+
+def context_cells(cfg) -> int:
+    """Latent cells of context each window needs so that windowed inference equals one pass: the paper's nets
+    (:func:`vqvae.core.windows.margin_for`), or DALL-E's (``net=dalle``: three 3 x 3 convolutions per block, each group's
+    blocks at twice the resolution of the next: under ``6 n_blk`` cells, plus the 7 x 7 stem and one to spare)."""
+    if getattr(cfg, "net", "vqvae") == "dalle":
+        return 6 * cfg.n_blk_per_group + 3
+    return margin_for(cfg.num_res_blocks)
+
+
+def _large(cells: tuple[int, int]) -> bool:
+    """Maps larger than one window go through :func:`vqvae.core.windows.windowed` (bounded memory)."""
+    return max(cells) > WINDOW
 
 
 @torch.no_grad()
 def encode(model, images: torch.Tensor, batch_size: int = 256, desc: str | None = None) -> np.ndarray:
-    """uint8 images -> code maps ``(N, h, w)`` (``(N, G, h, w)`` with G codebooks) as int64 numpy (padded to the downsampling)."""
+    """uint8 images -> code maps ``(N, h, w)`` (``(N, G, h, w)`` with G codebooks) as int64 numpy (padded to the
+    downsampling). Images of more than :data:`~vqvae.core.windows.WINDOW` latent cells a side are encoded one at a
+    time in overlapping windows: the same codes as one pass, with memory bounded by the window."""
     model.eval()
     dev = _device(model)
     f = model.config.downsampling
-    out = [model.encode(pad_to_multiple(images[s : s + batch_size].to(dev), f)).cpu() for s in _batches(images.shape[0], batch_size, desc)]
+    h, w = images.shape[-2:]
+    cells = (-(-h // f), -(-w // f))
+    if _large(cells):
+        m = context_cells(model.config)
+        fn = lambda t: model.encode(t.to(dev)).cpu()  # noqa: E731 (each window to the device and back)
+        out = [windowed(fn, pad_to_multiple(images[i : i + 1], f), cells, f, 1, WINDOW, m) for i in _batches(images.shape[0], 1, desc)]
+    else:
+        out = [model.encode(pad_to_multiple(images[s : s + batch_size].to(dev), f)).cpu() for s in _batches(images.shape[0], batch_size, desc)]
     return torch.cat(out).numpy()
 
 
 @torch.no_grad()
 def decode(model, codes: np.ndarray | torch.Tensor, batch_size: int = 256, desc: str | None = None) -> torch.Tensor:
-    """Code maps ``(N, h, w)`` (or ``(N, G, h, w)``) -> uint8 images ``(N, C, h*f, w*f)`` on the CPU."""
+    """Code maps ``(N, h, w)`` (or ``(N, G, h, w)``) -> uint8 images ``(N, C, h*f, w*f)`` on the CPU (large maps in
+    overlapping windows, as :func:`encode`)."""
     model.eval()
     dev = _device(model)
     codes = torch.as_tensor(np.asarray(codes)).long()
@@ -125,6 +152,11 @@ def decode(model, codes: np.ndarray | torch.Tensor, batch_size: int = 256, desc:
     if codes.ndim != (3 if g == 1 else 4) or (g > 1 and codes.shape[1] != g):
         want = "(N, h, w)" if g == 1 else f"(N, {g}, h, w)"
         raise ValueError(f"expected code maps {want}, got shape {tuple(codes.shape)}")
+    cells = tuple(codes.shape[-2:])
+    if _large(cells):
+        m, f = context_cells(model.config), model.config.downsampling
+        fn = lambda t: model.decode(t.to(dev)).cpu()  # noqa: E731
+        return torch.cat([windowed(fn, codes[i : i + 1], cells, 1, f, WINDOW, m) for i in _batches(codes.shape[0], 1, desc)])
     return torch.cat([model.decode(codes[s : s + batch_size].to(dev)).cpu() for s in _batches(codes.shape[0], batch_size, desc)])
 
 

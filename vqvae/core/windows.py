@@ -4,8 +4,8 @@ A grid of latent cells is cut into ``window x window`` cores in raster order;
 each is run with ``margin`` cells of real context around it (more than the
 nets' receptive field) and only its core is kept, so the result matches one
 pass over the whole input. :func:`windows` is the one loop: :func:`windowed`
-(the codec's encoder and decoder) and the rate-distortion search of
-:mod:`vqvae.codec.refine` both walk it.
+(the codec's encoder and decoder, and every image command's: :mod:`vqvae.image.inference`) and the rate-distortion
+search of :mod:`vqvae.codec.refine` both walk it. :func:`margin_for` sizes the context for a net's depth.
 """
 
 from __future__ import annotations
@@ -14,8 +14,15 @@ from dataclasses import dataclass
 
 import torch
 
-WINDOW = 64  # latent cells per side of a window through the conv nets
+WINDOW = 64  # latent cells per side of a window through the conv nets (images larger than this go window by window)
 MARGIN = 6  # latent cells of context around each window (more than the nets' receptive field)
+
+
+def margin_for(num_res_blocks: int) -> int:
+    """Latent cells of context that cover the receptive field of the image encoder and decoder
+    (:mod:`vqvae.nets.image`): under 2 cells from the strided convolutions, one per 3 x 3 convolution at the latent
+    resolution (the residual blocks' and one more), and one to spare."""
+    return max(MARGIN, 4 + num_res_blocks)
 
 
 @dataclass(frozen=True)
