@@ -269,3 +269,25 @@ def test_a_decompression_bomb_is_a_one_line_refusal(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # 300 x 300 = 90 000 > 2 x the limit: an error in Pillow
     with pytest.raises(DataError, match=r"big.png: refused, a possible decompression bomb .*images up to 20,000 pixels"):
         read_image(tmp_path / "big.png")
+
+
+def test_written_images_appear_whole_or_not_at_all(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from vqvae.data.images import write_image
+
+    x = torch.randint(0, 256, (3, 20, 30), dtype=torch.uint8)
+    write_image(tmp_path / "a.png", x)
+    write_image(tmp_path / "b.jpg", x)
+    assert PILImage.open(tmp_path / "a.png").format == "PNG" and PILImage.open(tmp_path / "b.jpg").format == "JPEG"
+    assert torch.equal(read_image(tmp_path / "a.png"), x)
+
+    def broken(self, fp, format=None, **kw):  # killed half way through encoding
+        fp.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PILImage.Image, "save", broken)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "a.png", torch.zeros(3, 4, 4, dtype=torch.uint8))
+    monkeypatch.undo()
+    assert torch.equal(read_image(tmp_path / "a.png"), x) and sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.jpg"]

@@ -41,6 +41,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from vqvae.core.errors import DataError
+from vqvae.core.files import atomic_write_with
 from vqvae.data.download import download as fetch
 from vqvae.data.cifar import CLASSES as CIFAR_CLASSES
 from vqvae.data.cifar import cifar_classes, cifar_files, read_cifar
@@ -293,11 +294,13 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
 
 
 def write_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> Path:
-    """Write uint8 ``(C, H, W)`` (C = 1 or 3) as an image file (PNG unless the suffix says otherwise)."""
+    """Write uint8 ``(C, H, W)`` (C = 1 or 3) as an image file (PNG unless the suffix names another format),
+    atomically (:func:`vqvae.core.files.atomic_write_with`)."""
     a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[0] not in (1, 3):
         raise ValueError(f"write_image expects uint8 (C, H, W) with C in (1, 3), got {a.dtype} {a.shape}")
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).save(p)
+    fmt = Image.registered_extensions().get(p.suffix.lower(), "PNG")
+    im = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
+    atomic_write_with(p, lambda f: im.save(f, format=fmt))  # never a half-written image, even if killed
     return p
