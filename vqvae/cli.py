@@ -56,6 +56,8 @@ class RunCommands:
                                       "audio runs)")
         self.reconstruct.common("images", nargs="+", help="image or wav files")
         self.reconstruct.common("-o", "--out", required=True, help="output folder (or one .wav file for one audio input)")
+        self.reconstruct.option((), "--max-pixels", type=int, help="image runs: the largest image read, in pixels "
+                                "(default 120 000 000; larger files are refused from their header)")
         self.encode = RunCommand(sub, "encode", "encode a dataset split to code maps (.npy) plus labels")
         self.encode.common("--data", help="another dataset than the run's")
         self.encode.common("--data-root", help=ROOTS_HELP)

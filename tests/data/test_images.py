@@ -258,17 +258,25 @@ def test_the_full_cifar10_rebuilds_the_official_records():
     assert len(load_images("cifar10-subset", "test", root=str(SHARED))) == 1017
 
 
-def test_a_decompression_bomb_is_a_one_line_refusal(tmp_path, monkeypatch):
-    """An image declaring far more pixels than Pillow's limit: refused before decoding, in one line (it was a
-    traceback). The limit is lowered here so that a small file declares 'too many' pixels."""
+def test_images_over_the_pixel_limit_are_refused_from_their_header(tmp_path, monkeypatch):
+    """A PNG of 15 000 x 15 000 is 27 kB and 225 megapixels (Pillow's own check was a 26-line traceback): refused in
+    one line from its header, before anything is decoded; --max-pixels raises the limit, past Pillow's too."""
     from PIL import Image
 
+    from vqvae.data import images
     from vqvae.data.images import read_image
 
     Image.new("L", (300, 300)).save(tmp_path / "big.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # 300 x 300 = 90 000 > 2 x the limit: an error in Pillow
-    with pytest.raises(DataError, match=r"big.png: refused, a possible decompression bomb .*images up to 20,000 pixels"):
-        read_image(tmp_path / "big.png")
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(1))
+    with pytest.raises(DataError, match=r"big.png: 300 x 300 = 90,000 pixels, over the limit of 20,000 .*--max-pixels N raises"):
+        read_image(tmp_path / "big.png", max_pixels=20_000)
+    assert decoded == []  # the header only
+    monkeypatch.undo()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # Pillow's limit, far below: a DecompressionBombError in Pillow
+    assert read_image(tmp_path / "big.png", max_pixels=100_000).shape == (1, 300, 300)
+    assert Image.MAX_IMAGE_PIXELS == 20_000  # lifted for that call only
+    assert images.MAX_PIXELS >= 100_000_000  # the documented default reads a 100-megapixel image
 
 
 def test_written_images_appear_whole_or_not_at_all(tmp_path, monkeypatch):

@@ -54,6 +54,10 @@ def test_second_stage_trains_on_a_tokenizers_codes_and_reconstructs_frames(tmp_p
     assert all(m["frames"] == 3 and m["position_error"] >= 0 for m in reads.values())
     # refusals, one line each (exit 2)
     for argv, msg in [
+        (["reconstruct", str(tmp_path / "s2"), str(tmp_path / "f.png"), "-o", str(tmp_path / "rec"), "--max-pixels", "1000"],
+         "84 x 84 = 7,056 pixels, over the limit of 1,000"),
+        (["reconstruct", str(tmp_path / "tok"), str(tmp_path / "f.png"), "-o", str(tmp_path / "rec"), "--max-pixels", "1000"],
+         "over the limit of 1,000 (a possible decompression bomb; --max-pixels N raises the limit)"),
         (["train", "--config", "doom-stage2", "--data", "doom:2"], "trains on a tokenizer's codes"),
         (["train", "--tokenizer", str(tmp_path / "tok"), "--config", "doom-stage2", "--data", "doom:2"], "leave out --data"),
         (["train", "--tokenizer", str(tmp_path / "tok"), "--config", "doom-stage2", "--model.codebook_size=8"], "set by the tokenizer"),

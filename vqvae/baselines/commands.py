@@ -16,3 +16,4 @@ def register(sub, shared) -> None:
     shared.eval.option(ARCHS, "--iw-samples", type=int, help="baseline runs: k of the importance-weighted bound "
                        "(default: the run's model.iw_samples)")
     shared.reconstruct.handle(ARCHS, handler(HANDLERS, "reconstruct"), RUNS)
+    shared.reconstruct.also(ARCHS, "--max-pixels")

@@ -13,7 +13,7 @@ from vqvae.baselines.tasks import summary
 from vqvae.core import checkpoint
 from vqvae.core.errors import VQVAEError
 from vqvae.core.task import load_split
-from vqvae.data.images import read_image, write_image
+from vqvae.data.images import MAX_PIXELS, read_image, write_image
 from vqvae.image.inference import pad_to_multiple
 
 
@@ -39,7 +39,7 @@ def reconstruct(args: argparse.Namespace) -> list[Path]:
     cfg, model = checkpoint.load_run(args.run)
     written = []
     for p in args.images:
-        x = read_image(p, channels=cfg.model.in_channels)
+        x = read_image(p, channels=cfg.model.in_channels, max_pixels=args.max_pixels or MAX_PIXELS)
         y = model.reconstruct(pad_to_multiple(x[None], cfg.model.downsampling))[0, :, : x.shape[1], : x.shape[2]]
         dest = Path(args.out) / (Path(p).stem + ".png")
         write_image(dest, y)

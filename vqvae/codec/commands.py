@@ -21,6 +21,8 @@ def register(sub, shared) -> None:
                          f"(default {DEFAULT_REFINE}, vqvae.codec.DEFAULT_REFINE; 20 saves a little more; 0: the encoder's greedy codes, "
                          "fastest; ordinary files, same decoder)")
     co.add_argument("--no-progress", action="store_true", help="no progress bar while refining")
+    co.add_argument("--max-pixels", type=int, help="the largest image read, in pixels (default 120 000 000; larger files are "
+                    "refused from their header)")
     co.set_defaults(func=handler(HANDLERS, "compress"))
 
     dc = sub.add_parser("decompress", help=".vqz files -> PNG images (the file names the model it needs)")

@@ -12,7 +12,7 @@ from vqvae.codec.container import CodecError, unpack
 from vqvae.codec.defaults import DEFAULT_MODEL
 from vqvae.core import checkpoint, zoo, zoo_build
 from vqvae.core.files import atomic_write
-from vqvae.data.images import read_image, write_image
+from vqvae.data.images import MAX_PIXELS, read_image, write_image
 
 
 def _outputs(inputs: list[str], out: str, suffix: str) -> list[Path]:
@@ -32,7 +32,7 @@ def compress(args: argparse.Namespace) -> list[dict]:
     quality = codec.check_quality(args.quality)
     rows = []
     for src, dst in zip(args.images, _outputs(args.images, args.out, ".vqz")):
-        x = read_image(src)
+        x = read_image(src, max_pixels=args.max_pixels or MAX_PIXELS)
         data, st = codec.compress(x, quality, refine=refine, progress=not args.no_progress and refine > 0)
         atomic_write(dst, data)
         rows.append({"input": src, "output": str(dst), "bytes": st.bytes, "bpp": st.bpp, "model_nll_bits": st.nll_bits})

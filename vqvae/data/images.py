@@ -33,6 +33,7 @@ import gzip
 import os
 import struct
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -203,15 +204,29 @@ def _fit(im: Image.Image, size: int) -> Image.Image:
     return im.crop((left, top, left + size, top + size))
 
 
-def open_image(path: Path) -> Image.Image:
+MAX_PIXELS = 120_000_000  # the largest image a command reads unless told otherwise (--max-pixels): 120 megapixels
+_BOMB_LOCK = threading.Lock()
+
+
+def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A decoded image, or a one-line error: unreadable, or over ``max_pixels`` pixels (checked from the header,
+    before anything is decoded). Pillow's own decompression-bomb limit gives way to ``max_pixels`` (set for the
+    call only)."""
     try:
-        with Image.open(path) as im:
+        with _BOMB_LOCK:  # Pillow's limit is a module global: lifted for this open only, under a lock
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+        with im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise DataError(f"{path}: {w} x {h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
+                                f"(a possible decompression bomb; --max-pixels N raises the limit)")
             im.load()
             return im
-    except Image.DecompressionBombError as e:  # declared far larger than its bytes: refused before decoding
-        raise DataError(f"{path}: refused, a possible decompression bomb ({e}); images up to "
-                        f"{Image.MAX_IMAGE_PIXELS:,} pixels are read") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
 
 
@@ -280,12 +295,13 @@ def resize(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
 
 
 # -- single files -----------------------------------------------------------
-def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Tensor:
-    """Read one image file as uint8 ``(C, H, W)`` (``channels`` 1 or 3 converts it)."""
+def read_image(path: str | os.PathLike, channels: int | None = None, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Read one image file as uint8 ``(C, H, W)`` (``channels`` 1 or 3 converts it; over ``max_pixels`` pixels, a
+    one-line error)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"image file {p} not found")
-    im = open_image(p)
+    im = open_image(p, max_pixels)
     own = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
     if channels and channels != own:  # said, not silent: a colour photo through a grey model loses its colour
         how = "grey (ITU-R 601 luma)" if channels == 1 else "RGB (its grey level in each channel)"

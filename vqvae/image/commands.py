@@ -20,5 +20,6 @@ def register(sub, shared) -> None:
     shared.eval.handle(ARCHS, handler(HANDLERS, "evaluate"), RUNS)
     shared.eval.also(ARCHS, "--data")
     shared.reconstruct.handle(ARCHS, handler(HANDLERS, "reconstruct"), RUNS)
+    shared.reconstruct.also(ARCHS, "--max-pixels")
     shared.encode.handle(ARCHS, handler("vqvae.core.handlers", "encode"), RUNS)
     shared.decode.handle(ARCHS, handler(HANDLERS, "decode"), RUNS)

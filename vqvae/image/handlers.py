@@ -13,7 +13,7 @@ from vqvae.core.errors import VQVAEError
 from vqvae.core.handlers import run_args
 from vqvae.core.runs import DatasetRecipe, train
 from vqvae.core.task import load_split
-from vqvae.data.images import read_image, write_image
+from vqvae.data.images import MAX_PIXELS, read_image, write_image
 from vqvae.image import inference
 from vqvae.image.tasks import summary
 
@@ -40,7 +40,7 @@ def reconstruct(args: argparse.Namespace) -> list[Path]:
     cfg, model = checkpoint.load_run(args.run)
     written = []
     for p in args.images:
-        x = read_image(p, channels=cfg.model.in_channels)
+        x = read_image(p, channels=cfg.model.in_channels, max_pixels=args.max_pixels or MAX_PIXELS)
         dest = Path(args.out) / (Path(p).stem + ".png")
         write_image(dest, inference.reconstruct(model, x[None])[0])
         written.append(dest)

@@ -33,5 +33,6 @@ def register(sub, shared) -> None:
     shared.eval.handle(ARCHS, handler(HANDLERS, "evaluate"), RUNS)
     shared.eval.handle(("probe",), handler(HANDLERS, "evaluate_probe"), "doom probe (probe)")
     shared.reconstruct.handle(ARCHS, handler(HANDLERS, "reconstruct"), RUNS)
+    shared.reconstruct.also(ARCHS, "--max-pixels")
     shared.reconstruct.option(ARCHS, "--seed", type=int, default=0, help="second-stage runs: the seed of the PixelCNN "
                               "decoder's draws")

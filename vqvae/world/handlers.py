@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vqvae.data.images import read_image, write_image
+from vqvae.data.images import MAX_PIXELS, read_image, write_image
 from vqvae.priors.codes import dataset_codes, fingerprint, load_prior
 from vqvae.world import inference
 from vqvae.core import checkpoint
@@ -40,7 +40,7 @@ def reconstruct(args: argparse.Namespace) -> list[Path]:
     g = torch.Generator().manual_seed(args.seed)
     written = []
     for p in args.images:
-        x = read_image(p, channels=tok_cfg.model.in_channels)
+        x = read_image(p, channels=tok_cfg.model.in_channels, max_pixels=args.max_pixels or MAX_PIXELS)
         y = inference.reconstruct_frames(model, tok_cfg, tok, x[None], g)[0]
         dest = Path(args.out) / (Path(p).stem + ".png")
         write_image(dest, y)
