@@ -16,26 +16,50 @@ import torch
 from vqvae.audio import metrics
 from vqvae.core.errors import VQVAEError
 from vqvae.core.progress import batches
+from vqvae.core.windows import windowed_1d
 
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+WINDOW = 2048  # code cells (16 s at 8 kHz and 64x) per window through the nets: longer clips go window by window
+
+
+def context_cells(cfg) -> int:
+    """Code cells of context each side of a window: the strided convolutions see under 2 cells, each residual block's
+    3-tap convolution at the code rate one, the parallel decoder's input convolution one, and one to spare."""
+    return 4 + cfg.num_res_blocks
+
+
 @torch.no_grad()
 def encode(model, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Waveforms -> codes ``(N, T / f)`` int64 on the CPU (speaker-independent)."""
+    """Waveforms -> codes ``(N, T / f)`` int64 on the CPU (speaker-independent). Clips longer than :data:`WINDOW` code
+    cells are encoded one at a time in overlapping windows (the same codes as one pass; memory bounded)."""
     model.eval()
     dev = _device(model)
+    f, t = model.config.downsampling, x.shape[-1] // model.config.downsampling
+    if t > WINDOW:
+        fn = lambda w: model.encode(w.to(dev)).cpu()  # noqa: E731
+        return torch.cat([windowed_1d(fn, x[i : i + 1], t, f, 1, WINDOW, context_cells(model.config)) for i in range(x.shape[0])])
     return torch.cat([model.encode(x[s : s + batch_size].to(dev)).cpu() for s in range(0, x.shape[0], batch_size)])
 
 
 @torch.no_grad()
 def decode(model, codes: torch.Tensor, speakers: torch.Tensor, batch_size: int = 64, temperature: float = 1.0,
            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Codes ``(N, t)`` in the voice of ``speakers (N,)`` -> waveforms ``(N, 1, t * f)`` on the CPU."""
+    """Codes ``(N, t)`` in the voice of ``speakers (N,)`` -> waveforms ``(N, 1, t * f)`` on the CPU. The parallel
+    decoder takes long clips window by window, as :func:`encode`; the WaveNet samples one long pass."""
     model.eval()
     dev = _device(model)
+    t, cfg = codes.shape[-1], model.config
+    if t > WINDOW and cfg.decoder == "parallel":
+        out = []
+        for i in range(codes.shape[0]):
+            spk = speakers[i : i + 1].to(dev)
+            fn = lambda c, spk=spk: model.decode(c.to(dev), spk, temperature=temperature, generator=generator).cpu()  # noqa: E731
+            out.append(windowed_1d(fn, codes[i : i + 1], t, 1, cfg.downsampling, WINDOW, context_cells(cfg)))
+        return torch.cat(out)
     out = []
     for s in range(0, codes.shape[0], batch_size):
         out.append(model.decode(codes[s : s + batch_size].to(dev), speakers[s : s + batch_size].to(dev),

@@ -85,3 +85,17 @@ def windowed(fn, x: torch.Tensor, cells: tuple[int, int], in_unit: int, out_unit
         (r, c), (rr, cc) = w.core(out_unit), w.core_in_context(out_unit)
         out[..., r, c] = y[..., rr, cc]
     return out
+
+
+def windowed_1d(fn, x: torch.Tensor, cells: int, in_unit: int, out_unit: int, window: int, margin: int) -> torch.Tensor:
+    """:func:`windowed` along the last dim only (signals in time): ``x``'s last dim is ``cells * in_unit``, ``fn``'s
+    output's ``cells * out_unit``; each window of ``window`` cells runs with ``margin`` cells of real context each side."""
+    if cells <= window:
+        return fn(x)
+    out = None
+    for w in windows((1, cells), window, margin):
+        y = fn(x[..., w.context(in_unit)[1]])
+        if out is None:
+            out = y.new_zeros(*y.shape[:-1], cells * out_unit)
+        out[..., w.core(out_unit)[1]] = y[..., w.core_in_context(out_unit)[1]]
+    return out
