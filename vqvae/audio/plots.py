@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from vqvae.core.plots import pyplot
+from vqvae.core.plots import pyplot, save_figure
 from vqvae.nets.dsp import log_mel
 
 
@@ -24,5 +24,5 @@ def save_spectrograms(rows: list[tuple[str, torch.Tensor]], sample_rate: int, pa
     axes[-1, 0].set(xlabel="seconds")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)

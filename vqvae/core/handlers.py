@@ -10,6 +10,7 @@ import numpy as np
 
 from vqvae.core import checkpoint, zoo, zoo_build
 from vqvae.core.errors import VQVAEError
+from vqvae.core.files import atomic_write_with
 from vqvae.core.runs import DatasetRecipe, RunArgs, code_recipe, train as train_run
 from vqvae.core.task import tokenizer_task
 from vqvae.data.sets import ImageSet
@@ -39,12 +40,12 @@ def encode(args: argparse.Namespace) -> Path:
     codes = task.encode(model, ds.images)  # audio: (N, T / 64) content codes, speaker labels beside
     dtype = np.int16 if cfg.model.codebook_size <= 2**15 else np.int32
     dest = Path(args.out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    np.save(dest, codes.astype(dtype))
+    dest = dest if dest.suffix == ".npy" else Path(f"{dest}.npy")  # as np.save names it
+    atomic_write_with(dest, lambda f: np.save(f, codes.astype(dtype)))
     msg = f"{codes.shape[0]} code maps {codes.shape[1:]} -> {dest}"
     if ds.labels is not None:
         lab = dest.with_name(dest.stem + ".labels.npy")
-        np.save(lab, ds.labels.numpy())
+        atomic_write_with(lab, lambda f: np.save(f, ds.labels.numpy()))
         msg += f", labels -> {lab}"
     print(msg)
     return dest

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vqvae.core.files import atomic_write_with
+
 
 def pyplot():
     """matplotlib's pyplot on the Agg backend (imported on first use: matplotlib is slow to import)."""
@@ -43,9 +45,15 @@ def grid_image(images: torch.Tensor, nrow: int = 8, scale: int = 1, pad: int = 2
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
 
+def save_figure(fig, path: str | Path, dpi: int = 100) -> None:
+    """A matplotlib figure as a PNG, written atomically (never a half-written picture)."""
+    atomic_write_with(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi))
+
+
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, scale: int = 1) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    grid_image(images, nrow, scale).save(path)
+    im = grid_image(images, nrow, scale)
+    atomic_write_with(Path(path), lambda f: im.save(f, format="PNG"))
 
 
 def save_reconstructions(originals: torch.Tensor, recons: torch.Tensor, path: str | Path, nrow: int = 8) -> None:
@@ -72,7 +80,7 @@ def save_codebook_usage(counts: np.ndarray, path: str | Path, title: str = "") -
     axes[1].set(xlabel="rank", ylabel="count", title="sorted", yscale="log" if counts.max() > 0 else "linear")
     fig.suptitle(f"{title}  used {int((counts > 0).sum())}/{k} ({100 * (counts > 0).mean():.1f}%), perplexity {ppl:.1f}".strip())
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -100,5 +108,5 @@ def save_loss_curves(metrics_path: str | Path, path: str | Path, panels=(("loss"
         if a.get_legend_handles_labels()[0]:
             a.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)

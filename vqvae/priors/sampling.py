@@ -13,6 +13,7 @@ import torch
 
 from vqvae import registry
 from vqvae.core.errors import VQVAEError
+from vqvae.core.files import atomic_write_with
 from vqvae.core.task import tokenizer_task
 from vqvae.core.train import pick_device
 from vqvae.priors import codes
@@ -85,5 +86,7 @@ def sample_run(prior: str | Path, n: int, out: str | Path | None = None, label: 
     z = draw(model, tok_cfg.arch, tok, n, label, out, torch.Generator().manual_seed(seed), voice=voice,
              **sampling_filters(cfg.model, temperature, top_k, top_p, guidance))
     if save_codes:
-        np.save(save_codes, z.cpu().numpy().astype(np.int16 if cfg.model.codebook_size <= 2**15 else np.int32))
+        arr = z.cpu().numpy().astype(np.int16 if cfg.model.codebook_size <= 2**15 else np.int32)
+        dest = Path(save_codes) if str(save_codes).endswith(".npy") else Path(f"{save_codes}.npy")  # as np.save names it
+        atomic_write_with(dest, lambda f: np.save(f, arr))
     return Path(out)

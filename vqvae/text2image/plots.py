@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from vqvae.core.plots import pyplot
+from vqvae.core.plots import pyplot, save_figure
 
 
 def save_prompt_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, marks: list[list[bool]] | None = None) -> None:
@@ -32,5 +32,5 @@ def save_prompt_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, mar
                     s.set_linewidth(2)
     fig.tight_layout(pad=0.3)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
