@@ -69,9 +69,16 @@ class RunCommands:
         self.decode.common("--grid", help="also write a grid of the first 64 images here")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are one line like every other refusal (exit 2), naming where the usage is."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (usage: {self.prog} --help)\n")
+
+
 def parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of ``command`` alone when one family owns it."""
-    p = argparse.ArgumentParser(prog="vqvae", description="Neural discrete representation learning: VQ-VAE tokenizers, priors, "
+    p = _Parser(prog="vqvae", description="Neural discrete representation learning: VQ-VAE tokenizers, priors, "
                                 "DALL-E, speech and a learned image codec.")
     sub = p.add_subparsers(dest="command", required=True)
     shared = RunCommands(sub)

@@ -96,8 +96,18 @@ def config_class(name: str) -> type:
 
 
 def create_model(name: str, config):
-    """The one factory: a model of arch ``name`` built from its config dataclass."""
-    return get(name).model(config)
+    """The one factory: a model of arch ``name`` built from its config dataclass (a config whose sizes cannot be
+    allocated is a one-line :class:`ConfigError`, not a traceback from deep inside torch)."""
+    arch = get(name)
+    try:
+        return arch.model(config)
+    except (MemoryError, OverflowError) as e:
+        raise ConfigError(f"a {name} model of this config cannot be built ({type(e).__name__}): are its sizes sensible?") from None
+    except (RuntimeError, TypeError) as e:
+        if "alloc" in str(e) or "Overflow" in str(e) or "size" in str(e):
+            raise ConfigError(f"a {name} model of this config cannot be built ({str(e).splitlines()[0][:120]}): are its sizes "
+                              "sensible?") from None
+        raise
 
 
 def task_for(name: str):

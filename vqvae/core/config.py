@@ -157,6 +157,8 @@ def _convert(value, tp, key: str):
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) >= 2**40:  # no setting means that; torch would overflow deep inside
+                raise ConfigError(f"{key} expects an integer below 2^40, got {value}")
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -244,9 +246,13 @@ def read_yaml(path: str | Path) -> dict:
             raise ConfigError(f"config {path} not found: expected a YAML file or a preset name ({', '.join(presets())})")
         p = p2
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"config {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config {p} is not UTF-8 text ({e.reason} at byte {e.start}): expected a YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"config {p} cannot be read ({e.strerror})") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"config {p} must be a mapping of sections (data, model, train)")
     return data or {}

@@ -50,6 +50,9 @@ _ALIASES = {"fsdd": "fsdd", "free-spoken-digit-dataset": "fsdd", "free_spoken_di
 
 
 # -- single clips -----------------------------------------------------------
+MAX_RATE = 768_000  # Hz: the highest sample rate a WAV may declare (higher ones are damaged headers)
+
+
 def read_wav(path: str | os.PathLike, sample_rate: int | None = None, min_samples: int = 64) -> tuple[np.ndarray, int, list[str]]:
     """Read a PCM/float WAV file as float32 mono in [-1, 1], shape ``(T,)``.
 
@@ -93,6 +96,8 @@ def read_wav(path: str | os.PathLike, sample_rate: int | None = None, min_sample
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).sum())
         raise DataError(f"{p}: {bad} of its {x.size} samples are NaN or infinite; expected finite audio")
+    if not 1 <= rate <= MAX_RATE:
+        raise DataError(f"{p}: sample rate {rate} Hz; expected 1 to {MAX_RATE} Hz")
     if sample_rate and rate != sample_rate:
         g = math.gcd(int(sample_rate), int(rate))
         x = resample_poly(x, sample_rate // g, rate // g)

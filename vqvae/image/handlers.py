@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ from vqvae.core.task import load_split
 from vqvae.data.images import MAX_PIXELS, read_image, write_image
 from vqvae.image import inference
 from vqvae.image.tasks import summary
+
+
+MAX_CODES_BYTES = 2**30  # the largest code file vqvae decode reads
 
 
 def train_dvae(args: argparse.Namespace) -> dict:
@@ -67,9 +71,18 @@ def _read_codes(p: Path, m) -> np.ndarray:
     if not p.is_file():
         raise VQVAEError(f"codes file {p} not found")
     try:
+        with open(p, "rb") as f:  # the header first: a declared shape too large is refused before anything is read
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+        if dtype.hasobject or int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > MAX_CODES_BYTES:
+            raise VQVAEError(f"{p}: a {dtype} array of shape {shape}: expected integer code maps of at most "
+                             f"{MAX_CODES_BYTES // 2**20} MB")
         codes = np.load(p, allow_pickle=False)
-    except ValueError as e:
-        raise VQVAEError(f"{p} is not a .npy array of codes ({e})") from None
+    except VQVAEError:
+        raise
+    except (ValueError, SyntaxError, tokenize.TokenError, OSError, EOFError, UnicodeDecodeError, MemoryError, TypeError) as e:
+        raise VQVAEError(f"{p} is not a .npy array of codes ({type(e).__name__}: {str(e)[:100]})") from None
     g = m.num_codebooks
     if codes.ndim == (2 if g == 1 else 3):
         codes = codes[None]
@@ -78,4 +91,4 @@ def _read_codes(p: Path, m) -> np.ndarray:
         raise VQVAEError(f"{p}: expected integer code maps {want}, got {codes.dtype} {codes.shape}")
     if codes.size and (codes.min() < 0 or codes.max() >= m.codebook_size):
         raise VQVAEError(f"{p}: codes must lie in [0, {m.codebook_size}), got [{codes.min()}, {codes.max()}]")
-    return codes
+    return codes.astype(np.int64)  # native byte order, whatever the file's

@@ -5,7 +5,10 @@ variables (each with K = 512 and their own embedding space)": the setup that "ty
 from posterior collapse". Here:
 
 * the **encoder** embeds a first-stage code map ``(B, h, w)`` (K values), runs two stride-2 convolutions and two
-  residual blocks, pools to 3 x 3 and maps that to ``G x D`` numbers (G = ``latents``, 3);
+  residual blocks, pools to 3 x 3 and maps that to ``G x D`` numbers (G = ``latents``, 3), standardised over the
+  batch (a batch norm without parameters). Why: with a decoder this strong, the cheapest way to a small commitment
+  loss was an encoder whose output did not depend on its input (measured: every frame got the same three codes after
+  500 steps, the decoder ignoring them); standardised outputs cannot all be equal, so the codes must tell frames apart;
 * the **bottleneck** quantizes each D-slice with its own codebook of ``latent_codebook_size`` (a grouped quantizer,
   :func:`vqvae.quantize.factory.make_quantizer`), with the paper's ``||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2``
   (or the EMA codebook);
@@ -46,6 +49,7 @@ class Stage2Config:
     commitment_cost: float = 0.25
     quantizer: str = "ema"  # "vq" (gradient codebook) or "ema"
     kmeans_init: bool = True
+    restart_after: int = 100  # a latent code unused for this many steps restarts at an encoder output (0: never)
     cond_channels: int = 32  # the conditioning map's channels
     pixel_channels: int = 64  # the PixelCNN decoder's channels
     pixel_layers: int = 8  # its gated layers
@@ -59,6 +63,7 @@ class Stage2Config:
             (min(self.latent_dim, self.embed_dim, self.hidden, self.cond_channels, self.pixel_channels, self.pixel_layers) >= 1,
              "model sizes (latent_dim, embed_dim, hidden, cond_channels, pixel_channels, pixel_layers) must be >= 1"),
             (self.commitment_cost >= 0, "model.commitment_cost must be >= 0"),
+            (self.restart_after >= 0, "model.restart_after must be >= 0"),
             (self.quantizer in ("vq", "ema"), f"model.quantizer must be 'vq' or 'ema', got {self.quantizer!r}"),
         ])
 
@@ -90,9 +95,9 @@ class Stage2(nn.Module):
         self.encoder = nn.Sequential(
             nn.Conv2d(c.embed_dim, c.hidden, 4, 2, 1), nn.ReLU(), nn.Conv2d(c.hidden, c.hidden, 4, 2, 1),
             ResidualStack(c.hidden, c.hidden, 2), nn.AdaptiveAvgPool2d(self.GRID), nn.Flatten(),
-            nn.Linear(c.hidden * self.GRID**2, g * d))
+            nn.Linear(c.hidden * self.GRID**2, g * d), nn.BatchNorm1d(g * d, affine=False))
         self.quantizer = make_quantizer(c.quantizer, c.latent_codebook_size, d, g, commitment_cost=c.commitment_cost,
-                                        kmeans_init=c.kmeans_init)
+                                        kmeans_init=c.kmeans_init, restart_after=c.restart_after)
         self.cond_in = nn.Linear(g * d, c.cond_channels * self.COND_GRID**2)
         self.cond_out = nn.Sequential(nn.ReLU(), nn.Conv2d(c.cond_channels, c.cond_channels, 3, padding=1), nn.ReLU())
         self.pixelcnn = PixelDecoder(c.cond_channels, c.pixel_channels, c.pixel_layers, values=c.codebook_size)
