@@ -13,6 +13,11 @@ from pathlib import Path
 import numpy as np
 
 
+def pick(rng: np.random.Generator, values: list):
+    """One of ``values`` as the Python object itself (``rng.choice`` would turn 2**64 - 1 into a rounded float)."""
+    return values[int(rng.integers(0, len(values)))]
+
+
 # -- seeds: one valid file of each format ------------------------------------------------------------------------
 def png_seed(rng: np.random.Generator, mode: str = "L", side: int = 28) -> bytes:
     from PIL import Image
@@ -72,9 +77,9 @@ def png_extreme(data: bytes, rng: np.random.Generator) -> bytes:
     """IHDR width/height (and bit depth, colour type) set to extremes, the CRC fixed so the decoder reads them."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return data
-    w = int(rng.choice([0, 1, 65535, 2**31 - 1, 15000, 100000]))
-    h = int(rng.choice([0, 1, 65535, 2**31 - 1, 15000, 100000]))
-    depth, ctype = int(rng.choice([1, 8, 16, 3, 0])), int(rng.choice([0, 2, 3, 4, 6, 7]))
+    w = pick(rng, [0, 1, 65535, 2**31 - 1, 15000, 100000])
+    h = pick(rng, [0, 1, 65535, 2**31 - 1, 15000, 100000])
+    depth, ctype = pick(rng, [1, 8, 16, 3, 0]), pick(rng, [0, 2, 3, 4, 6, 7])
     body = b"IHDR" + struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0)
     return data[:8] + struct.pack(">I", 13) + body + struct.pack(">I", zlib.crc32(body)) + data[33:]
 
@@ -87,17 +92,17 @@ def wav_extreme(data: bytes, rng: np.random.Generator) -> bytes:
         return data
     field = int(rng.integers(0, 5))
     if field == 0:
-        struct.pack_into("<H", b, i + 10, int(rng.choice([0, 1, 2, 255, 65535])))  # channels
+        struct.pack_into("<H", b, i + 10, pick(rng, [0, 1, 2, 255, 65535]))  # channels
     elif field == 1:
-        struct.pack_into("<I", b, i + 12, int(rng.choice([0, 1, 7, 44100, 2**31 - 1, 2**32 - 1])))  # rate
+        struct.pack_into("<I", b, i + 12, pick(rng, [0, 1, 7, 44100, 2**31 - 1, 2**32 - 1]))  # rate
     elif field == 2:
-        struct.pack_into("<H", b, i + 22, int(rng.choice([0, 1, 7, 12, 24, 64, 65535])))  # bits per sample
+        struct.pack_into("<H", b, i + 22, pick(rng, [0, 1, 7, 12, 24, 64, 65535]))  # bits per sample
     elif field == 3:
-        struct.pack_into("<H", b, i + 8, int(rng.choice([0, 2, 3, 6, 7, 0xFFFE, 65535])))  # format tag
+        struct.pack_into("<H", b, i + 8, pick(rng, [0, 2, 3, 6, 7, 0xFFFE, 65535]))  # format tag
     else:
         j = data.find(b"data")
         if j >= 0:
-            struct.pack_into("<I", b, j + 4, int(rng.choice([0, 1, 2**31 - 1, 2**32 - 1])))  # declared data size
+            struct.pack_into("<I", b, j + 4, pick(rng, [0, 1, 2**31 - 1, 2**32 - 1]))  # declared data size
     return bytes(b)
 
 
@@ -149,7 +154,7 @@ def mutate_safetensors(data: bytes, rng: np.random.Generator) -> bytes:
     n = struct.unpack("<Q", data[:8])[0]
     how = int(rng.integers(0, 4))
     if how == 0:  # the declared header length
-        return struct.pack("<Q", int(rng.choice([0, 1, n - 1, n + 1, 2**40, 2**64 - 1]))) + data[8:]
+        return struct.pack("<Q", pick(rng, [0, 1, n - 1, n + 1, 2**40, 2**64 - 1])) + data[8:]
     if how == 1:  # the header JSON: a shape or offsets changed
         head = json.loads(data[8 : 8 + n])
         key = str(rng.choice([k for k in head if k != "__metadata__"]))

@@ -76,7 +76,7 @@ def read_wav(path: str | os.PathLike, sample_rate: int | None = None, min_sample
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             rate, a = wavfile.read(p)
-    except (ValueError, struct.error, EOFError, IndexError) as e:
+    except (ValueError, struct.error, EOFError, IndexError, ZeroDivisionError, OverflowError, MemoryError) as e:
         raise DataError(f"{p}: not a readable WAV file, expected RIFF/WAVE PCM or float audio ({type(e).__name__}: {e})") from None
     except OSError as e:
         raise DataError(f"{p}: cannot read ({e})") from None

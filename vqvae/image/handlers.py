@@ -89,6 +89,8 @@ def _read_codes(p: Path, m) -> np.ndarray:
     if codes.ndim != (3 if g == 1 else 4) or (g > 1 and codes.shape[1] != g) or not np.issubdtype(codes.dtype, np.integer):
         want = "(N, h, w)" if g == 1 else f"(N, {g}, h, w)"
         raise VQVAEError(f"{p}: expected integer code maps {want}, got {codes.dtype} {codes.shape}")
-    if codes.size and (codes.min() < 0 or codes.max() >= m.codebook_size):
+    if codes.shape[0] == 0 or codes.size == 0:
+        raise VQVAEError(f"{p}: no code maps in it (shape {codes.shape}); expected at least one")
+    if codes.min() < 0 or codes.max() >= m.codebook_size:
         raise VQVAEError(f"{p}: codes must lie in [0, {m.codebook_size}), got [{codes.min()}, {codes.max()}]")
     return codes.astype(np.int64)  # native byte order, whatever the file's
