@@ -26,7 +26,8 @@ def section(r: dict) -> str:
         lines += [f"**Second stage** (three latents, K = 512 each, PixelCNN decoder over the 21 x 21 codes; {s['steps']} steps), "
                   f"{s['maps']} test frames: NLL {s['bits_per_map']:.0f} bits per frame with its own latents, "
                   f"{s['swapped_bits_per_map']:.0f} with another frame's: the latents carry **{s['information_bits']:.0f} bits per frame** "
-                  f"(at most 3 x 9 = 27 bits of codes, so the gap is bounded by what a wrong guess costs, not by 27); "
+                  f"(the three latents hold at most 27 bits; the gap can be larger because another frame's latents mislead the decoder: "
+                  f"it measures how much the decoder relies on them); "
                   f"{s['latent_usage_pct']:.1f} % of the latents' codes in use.", "",
                   f"What the probe reads ({s['probe_frames']} test frames spread over the held-out episodes):", "",
                   "| frames | position error (map units), mean / median | heading error (degrees) | within 15 degrees |",
