@@ -50,9 +50,11 @@ def section(r: dict) -> str:
                   "| SSIM, model | " + " | ".join(f"{x:.3f}" for x in v["ssim"]) + " |",
                   "| SSIM, copy the last frame | " + " | ".join(f"{x:.3f}" for x in v["copy_ssim"]) + " |",
                   "| heading within 15 degrees | " + " | ".join(f"{100 * x:.0f} %" for x in v["heading_within_15"]) + " |", "",
-                  f"Heading read from generated frames within 15 degrees of the game's: **{100 * v['heading_within_15_all']:.1f} %** of "
-                  f"steps (from the real frames: {100 * v['heading_within_15_real']:.1f} %); turn direction matches on "
-                  f"{100 * v['turn_direction_agree']:.1f} % of the {v['turns']} true turns.", "",
+                  f"Heading read by the probe from generated frames within 15 degrees of the game's: **{100 * v['heading_within_15_all']:.1f} %** "
+                  f"of steps (read from the true frames: {100 * v['heading_within_15_real']:.1f} %, the probe's ceiling); within 15 degrees "
+                  f"of the probe's reading of the true frame: {100 * v['heading_within_15_of_real_reading']:.1f} %. Turn direction "
+                  f"read from generated frames matches the game's on {100 * v['turn_direction_agree']:.1f} % of the {v['turns']} true "
+                  f"turns (from the true frames: {100 * v['turn_direction_agree_real']:.1f} %).", "",
                   "![the model against copying the last frame, and the heading it keeps](docs/world/rollout_horizon.png)", "",
                   "![a rollout: true frames (top), generated (bottom), every other step](docs/world/rollout.png)",
                   " [animated](docs/world/rollout.gif)"]

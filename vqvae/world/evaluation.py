@@ -77,8 +77,12 @@ def rollout_study(video, tok_cfg, tok, probe, eps: doom.Episodes, starts: list[i
     out["heading_within_15"] = [float(x) for x in within.float().mean(0)]
     out["heading_within_15_all"] = float(within.float().mean())
     out["heading_within_15_real"] = float((heading_error(read_true[..., 2], var[..., 2]) <= 15).float().mean())
+    # the probe's own error cancels when the generated frames are read against its reading of the true frames
+    out["heading_within_15_of_real_reading"] = float((heading_error(read_gen[..., 2], read_true[..., 2]) <= 15).float().mean())
     agree, turns = turn_agreement(read_gen[..., 2], var[..., 2])
     out["turn_direction_agree"], out["turns"] = agree / max(turns, 1), turns
+    agree, _ = turn_agreement(read_true[..., 2], var[..., 2])
+    out["turn_direction_agree_real"] = agree / max(turns, 1)
     out["samples"] = {"start": last[:4], "true": true[:4], "generated": gen[:4],  # the first start's rollouts
                       "actions": eps.actions[:4, starts[0] : starts[0] + horizon]}
     return out
