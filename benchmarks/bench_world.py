@@ -110,6 +110,7 @@ def main() -> int:
     ap.add_argument("--parts", default="stage1,stage2,video")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--docs", default=str(REPO / "docs" / "world"))
+    ap.add_argument("--json", help="keep the report here, and merge parts measured earlier into it (run --parts one by one)")
     ap.add_argument("--update-md")
     args = ap.parse_args()
     if args.threads:
@@ -126,6 +127,11 @@ def main() -> int:
         report["stage2"] = second_stage(args, docs, probe)
     if "video" in parts:
         report["video"] = video(args, docs, probe)
+    if args.json:
+        path = Path(args.json)
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        report = {**old, **report}
+        path.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     if args.update_md:
         write_md(report, Path(args.update_md))
