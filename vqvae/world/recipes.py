@@ -18,6 +18,20 @@ from vqvae.priors.recipe import CodeRecipe
 from vqvae.world import inference
 
 
+def map_config(recipe: CodeRecipe, arch: str, preset: str, model: dict):
+    """The config of a model over one code map (h, w) per frame: the preset, the overrides, and what the tokenizer
+    fixes (K, h, w, its data and fingerprint) with ``model``'s further fixed values."""
+    shape = tuple(recipe.code_set("train").images.shape[1:])
+    if len(shape) != 2:
+        raise VQVAEError(f"a {arch} model reads one code map (h, w) per frame; {recipe.tok_dir} gives code maps {shape}")
+    fixed_model = {"codebook_size": recipe.tok_cfg.model.codebook_size, "height": shape[0], "width": shape[1], **model}
+    recipe.check_overrides(recipe.over, fixed_model, "")
+    raw = read_yaml(preset)
+    if raw.get("arch") != arch:
+        raise VQVAEError(f"{preset} is not a {arch} model's config (arch {raw.get('arch')!r})")
+    return build(merge(merge(raw, recipe.over), {"arch": arch, **recipe.tokenizer_fields(), "model": fixed_model}))
+
+
 class Stage2Recipe(CodeRecipe):
     def __init__(self, args: RunArgs, tokenizer: str, config: str):
         super().__init__(args, tokenizer)
@@ -27,14 +41,7 @@ class Stage2Recipe(CodeRecipe):
         return f"{self.tok_dir.name}-stage2"
 
     def new_config(self, run_dir: Path):
-        shape = tuple(self.code_set("train").images.shape[1:])
-        if len(shape) != 2:
-            raise VQVAEError(f"the second stage models one code map (h, w) per image; {self.tok_dir} gives code maps {shape}")
-        fields = self.tokenizer_fields()
-        fixed = {"arch": "stage2", **fields,
-                 "model": {"codebook_size": self.tok_cfg.model.codebook_size, "height": shape[0], "width": shape[1]}}
-        self.check_overrides(self.over, fixed["model"], "")
-        return build(merge(merge(read_yaml(self.config), self.over), fixed))
+        return map_config(self, "stage2", self.config, {})
 
     def describe(self, cfg, train_set, test_set) -> str:
         return f"a second stage ({cfg.model.latents} latents) on {len(train_set)} code maps {tuple(train_set.images.shape[1:])} of {self.tok_dir}"
@@ -74,17 +81,7 @@ class VideoRecipe(CodeRecipe):
         return f"{self.tok_dir.name}-video"
 
     def new_config(self, run_dir: Path):
-        shape = tuple(self.code_set("train").images.shape[1:])
-        if len(shape) != 2:
-            raise VQVAEError(f"the video model reads one code map (h, w) per frame; {self.tok_dir} gives {shape}")
-        fields = self.tokenizer_fields()
-        fixed = {"arch": "video", **fields, "model": {"codebook_size": self.tok_cfg.model.codebook_size, "height": shape[0],
-                                                      "width": shape[1], "actions": len(doom.ACTIONS)}}
-        self.check_overrides(self.over, fixed["model"], "")
-        raw = read_yaml(self.config)
-        if raw.get("arch") != "video":
-            raise VQVAEError(f"{self.config} is not a video model's config (arch video)")
-        return build(merge(merge(raw, self.over), fixed))
+        return map_config(self, "video", self.config, {"actions": len(doom.ACTIONS)})
 
     def split(self, split: str, frames: int, stride: int) -> TensorSet:
         eps = doom.episodes(self.episodes, split, self.tok_cfg.data.scenario, self.args.data_root or self.tok_cfg.data.root,
