@@ -103,8 +103,8 @@ def create_model(name: str, config):
         return arch.model(config)
     except (MemoryError, OverflowError) as e:
         raise ConfigError(f"a {name} model of this config cannot be built ({type(e).__name__}): are its sizes sensible?") from None
-    except (RuntimeError, TypeError) as e:
-        if "alloc" in str(e) or "Overflow" in str(e) or "size" in str(e):
+    except (RuntimeError, TypeError) as e:  # torch's allocator and size parsing, only: anything else is a bug to see
+        if "can't allocate memory" in str(e) or "Overflow when unpacking" in str(e):
             raise ConfigError(f"a {name} model of this config cannot be built ({str(e).splitlines()[0][:120]}): are its sizes "
                               "sensible?") from None
         raise

@@ -73,3 +73,20 @@ def test_with_its_own_tokenizer_the_prior_writes_its_output_and_nothing_else(wor
     assert main(["sample", str(prior), "-n", "2", "-o", str(world / "out.png")]) == 0
     after = _tree(world)
     assert set(after) - set(before) == {"out.png"} and {k: after[k] for k in before} == before
+
+
+def test_a_config_whose_model_cannot_be_allocated_is_a_one_line_error_and_other_errors_are_not_hidden(monkeypatch):
+    from vqvae import registry
+    from vqvae.core.config import build
+    from vqvae.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a vqvae model of this config cannot be built .*are its sizes sensible"):
+        registry.create_model("vqvae", build({"arch": "vqvae", "model": {"in_channels": 1, "hidden": 2**39}}).model)
+    arch = registry.get("vqvae")
+
+    def broken(config):
+        raise RuntimeError("size mismatch in a bug")
+
+    monkeypatch.setitem(registry._ARCHS, "vqvae", type(arch)(**{**arch.__dict__, "model": broken}))  # noqa: SLF001
+    with pytest.raises(RuntimeError, match="size mismatch in a bug"):  # a real bug surfaces as itself
+        registry.create_model("vqvae", None)
